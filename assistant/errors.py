@@ -1,0 +1,49 @@
+"""The project's exceptions; every message says what is wrong and what to do.
+
+    PolicyQAError
+    ├── CorpusError          a corpus file is missing, malformed or empty
+    ├── IndexError_          the index is missing, stale or unreadable
+    │   └── IndexStaleError  built from another corpus or embedding model
+    ├── QuestionError        an empty, over-long or otherwise unusable question
+    ├── NotFoundError        an unknown clause id or document
+    └── ExtraMissingError    an optional extra is not installed
+"""
+
+from __future__ import annotations
+
+
+class PolicyQAError(Exception):
+    """Base class: callers catch this one to show a clean message."""
+
+
+class CorpusError(PolicyQAError):
+    """A corpus file cannot be read as a policy document."""
+
+
+class IndexError_(PolicyQAError):  # noqa: N801 - avoid shadowing the builtin IndexError
+    """The index cannot be used."""
+
+
+class IndexStaleError(IndexError_):
+    """The index no longer matches the corpus or the configured model."""
+
+
+class QuestionError(PolicyQAError, ValueError):
+    """The question cannot be answered as given."""
+
+
+class NotFoundError(PolicyQAError, KeyError):
+    """A clause or document id that the index does not hold."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0]) if self.args else ""
+
+
+class ExtraMissingError(PolicyQAError, ImportError):
+    """An optional dependency group is needed for this feature."""
+
+    def __init__(self, package: str, extra: str, feature: str) -> None:
+        super().__init__(
+            f"{feature} needs the '{package}' package: install it with "
+            f"pip install 'policy-qa[{extra}]'"
+        )

@@ -1,0 +1,140 @@
+"""The data shapes that cross module and process boundaries: Clause, Citation, Answer."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DocStatus(str, Enum):
+    in_force = "in_force"
+    superseded = "superseded"
+    draft = "draft"
+
+
+STATUS_LABELS_ZH = {
+    DocStatus.in_force: "现行有效",
+    DocStatus.superseded: "已被修订/取代",
+    DocStatus.draft: "征求意见稿",
+}
+
+
+class DocumentMeta(BaseModel):
+    """One document's front matter, as the loader validated it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    doc_id: str
+    kind: str = Field(description="'regulation' or 'plan'")
+    title: str
+    short_names: tuple[str, ...] = ()
+    issuer: str | None = None
+    doc_number: str | None = None
+    promulgated: str | None = None
+    effective: str | None = None
+    version: str | None = None
+    status: DocStatus
+    status_note: str | None = None
+    superseded_by: str | None = None
+    source: str
+
+    @property
+    def status_zh(self) -> str:
+        return STATUS_LABELS_ZH[self.status]
+
+
+class Clause(BaseModel):
+    """One citable unit: a regulation article or a plan measure (or preamble paragraph)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    clause_id: str = Field(description="'{doc_id}#{path}', stable across rebuilds")
+    doc_id: str
+    label: str = Field(description="第三十三条, or a measure's own heading")
+    number: int | None = Field(None, description="article number for regulations")
+    heading_path: tuple[str, ...] = ()
+    text: str = Field(description="the whole clause text, verbatim")
+    paragraphs: tuple[str, ...] = Field((), description="款: blank-line paragraphs, 项 folded in")
+    sentences: tuple[str, ...] = ()
+
+
+class Document(BaseModel):
+    """A parsed document: its metadata and its clauses in reading order."""
+
+    meta: DocumentMeta
+    clauses: list[Clause]
+
+
+class Citation(BaseModel):
+    """A clause as cited by an answer: `[n]` in the text resolves to the citation with that n."""
+
+    n: int
+    clause_id: str
+    doc_id: str
+    doc_title: str
+    label: str
+    heading_path: list[str] = []
+    text: str
+    doc_number: str | None = None
+    effective: str | None = None
+    status: DocStatus
+    status_zh: str
+    score: float | None = None
+
+
+class Timings(BaseModel):
+    retrieve_ms: float = 0.0
+    answer_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+class Answer(BaseModel):
+    """What every adapter (CLI, API, UI, eval) returns for a question."""
+
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation] = []
+    related: list[Citation] = Field(
+        [], description="'可能相关' clauses shown on abstention; never cited in the answer"
+    )
+    notices: list[str] = Field([], description="version notes and other caveats, in Chinese")
+    mode: str = "extractive"
+    timings_ms: Timings = Timings()
+
+
+class SearchHit(BaseModel):
+    """A clause returned by clause search (operators), with its score and rank."""
+
+    rank: int
+    score: float
+    citation: Citation
+
+
+class Turn(BaseModel):
+    """One earlier chat turn, passed with a follow-up question."""
+
+    role: str = Field(pattern="^(user|assistant)$")
+    content: str
+
+
+class DocumentInfo(BaseModel):
+    """A corpus document as listed to users."""
+
+    doc_id: str
+    title: str
+    kind: str
+    doc_number: str | None = None
+    issuer: str | None = None
+    effective: str | None = None
+    status: DocStatus
+    status_zh: str
+    clause_count: int
+
+
+class StreamEvent(BaseModel):
+    """One event of `Assistant.stream`: 'sources', then 'token'..., then 'done' (or 'error')."""
+
+    event: str = Field(pattern="^(sources|token|done|error)$")
+    data: dict
