@@ -1,0 +1,117 @@
+"""Chinese text utilities: the one place jieba is imported.
+
+Tokenising for BM25 and coverage, sentence splitting, Chinese numerals, docx artefact cleanup.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+import jieba
+
+jieba.setLogLevel(logging.WARNING)
+
+_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_UNITS = {"十": 10, "百": 100, "千": 1000}
+CN_NUMERAL = "[零〇一二两三四五六七八九十百千]"
+
+_BOOKMARK = re.compile(r"\[bookmark: [^\]]*\]")
+_SENTENCE_END = re.compile(r"(?<=[。！？；!?;])")
+_PUNCT_OR_SPACE = re.compile(r"[\s\W_]+", re.UNICODE)
+
+# Function words and question scaffolding that carry no topic: they do not count towards coverage.
+STOPWORDS = frozenset(
+    """的 了 和 与 及 或 等 是 在 对 为 被 把 将 由 从 向 以 于 之 其 该 此 这 那 这个 那个 这些 那些 哪些 哪个
+    什么 怎么 怎样 怎么办 如何 多少 多久 几 几天 吗 呢 吧 啊 呀 嘛 么 请问 请 问 想 想要 要 需要 能 能否 可以 可不可以
+    会 应该 应当 是否 有没有 有 没有 不 也 都 就 还 又 再 才 吗？ 我 我们 你 你们 他 她 它 他们 公司 企业 一下 一个
+    个 些 怎么样 是不是 能不能 要不要 办 办理 规定 关于 呢？ 么 咋 咋办 啥 哪 哪里 谁 时候 时 里 上 下 中 后 前
+    告诉 知道 了解 一般 具体 到底 现在 目前 the of""".split()
+)
+
+
+def clean_docx_artefacts(text: str) -> str:
+    """Remove `[bookmark: _Toc…]` markers that docx extraction leaves in place of anchors."""
+    return _BOOKMARK.sub("", text)
+
+
+def cn_to_int(numeral: str) -> int:
+    """Convert a Chinese or Arabic numeral ('三十三', '二百四十', '33') to an int.
+
+    >>> cn_to_int("三十三"), cn_to_int("二百零一"), cn_to_int("十"), cn_to_int("33")
+    (33, 201, 10, 33)
+    """
+    numeral = numeral.strip()
+    if numeral.isdigit():
+        return int(numeral)
+    total, current = 0, 0
+    for char in numeral:
+        if char in _DIGITS:
+            current = _DIGITS[char]
+        elif char in _UNITS:
+            total += (current or 1) * _UNITS[char]
+            current = 0
+        else:
+            raise ValueError(f"not a Chinese numeral: {numeral!r}")
+    return total + current
+
+
+def int_to_cn(number: int) -> str:
+    """Write 1..9999 the way article numbers are written: 33 → 三十三, 10 → 十, 240 → 二百四十."""
+    if not 0 < number < 10000:
+        raise ValueError(f"article numbers run from 1 to 9999, got {number}")
+    digits = "零一二三四五六七八九"
+    parts, zero_pending = [], False
+    for unit_value, unit in ((1000, "千"), (100, "百"), (10, "十"), (1, "")):
+        digit = number // unit_value % 10
+        if digit == 0:
+            zero_pending = bool(parts)
+            continue
+        if zero_pending:
+            parts.append("零")
+            zero_pending = False
+        parts.append(digits[digit] + unit)
+    text = "".join(parts)
+    return text[1:] if text.startswith("一十") else text
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split on 。！？； keeping the punctuation; line breaks also end a sentence."""
+    sentences: list[str] = []
+    for line in text.splitlines():
+        for piece in _SENTENCE_END.split(line):
+            piece = piece.strip()
+            if piece:
+                sentences.append(piece)
+    return sentences
+
+
+def load_user_words(words: Iterable[str]) -> None:
+    """Teach jieba the corpus's own policy vocabulary (quoted plan terms, document names)."""
+    for word in words:
+        word = word.strip()
+        if len(word) >= 2:
+            jieba.add_word(word, freq=20000)
+    tokenize.cache_clear()
+
+
+@lru_cache(maxsize=4096)
+def tokenize(text: str) -> tuple[str, ...]:
+    """Search-engine-mode jieba tokens, lower-cased, without punctuation or stopwords.
+
+    Search mode also emits the shorter words inside long compounds (简易注销 → 简易, 注销, 简易注销),
+    so a colloquial question still meets the clause's formal wording.
+    """
+    tokens = []
+    for token in jieba.cut_for_search(text.lower()):
+        token = _PUNCT_OR_SPACE.sub("", token)
+        if token and token not in STOPWORDS:
+            tokens.append(token)
+    return tuple(tokens)
+
+
+def content_words(text: str) -> set[str]:
+    """The question's topic words: tokens of two or more characters (or digits)."""
+    return {t for t in tokenize(text) if len(t) >= 2 or t.isdigit()}
