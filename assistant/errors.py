@@ -6,6 +6,7 @@
     │   └── IndexStaleError  built from another corpus or embedding model
     ├── QuestionError        an empty, over-long or otherwise unusable question
     ├── NotFoundError        an unknown clause id or document
+    ├── PromptError          a prompt template is missing or lacks a placeholder
     └── ExtraMissingError    an optional extra is not installed
 """
 
@@ -37,6 +38,10 @@ class NotFoundError(PolicyQAError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0]) if self.args else ""
+
+
+class PromptError(PolicyQAError):
+    """A file in prompts/ is missing or its placeholders are not the ones the code fills in."""
 
 
 class ExtraMissingError(PolicyQAError, ImportError):

@@ -89,6 +89,21 @@ class Timings(BaseModel):
     total_ms: float = 0.0
 
 
+class RemovedSentence(BaseModel):
+    """A generated sentence the grounding check dropped, and why (reason: a grounding.REASONS_ZH key)."""
+
+    text: str
+    reason: str
+    reason_zh: str
+
+
+class Grounding(BaseModel):
+    """What the grounding check kept and removed of a generated answer."""
+
+    kept: list[str] = []
+    removed: list[RemovedSentence] = []
+
+
 class Answer(BaseModel):
     """What every adapter (CLI, API, UI, eval) returns for a question."""
 
@@ -101,6 +116,7 @@ class Answer(BaseModel):
     )
     notices: list[str] = Field([], description="version notes and other caveats, in Chinese")
     mode: str = "extractive"
+    grounding: Grounding | None = Field(None, description="generative mode only: kept/removed sentences")
     timings_ms: Timings = Timings()
 
 
