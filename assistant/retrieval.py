@@ -1,0 +1,148 @@
+"""Hybrid retrieval: jieba-BM25 and dense unit scores, aggregated to clauses and fused by RRF.
+
+An exact reference ("登记条例第33条") bypasses scoring and returns that clause first; a document named
+in the question ("破产法里管理人…") gives that document's clauses a fusion bonus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document as LCDocument
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from .embeddings import ArrayEmbeddings
+from .references import DocumentNames, Reference, parse_reference
+from .store import ClauseIndex
+from .text import tokenize
+
+Method = Literal["hybrid", "bm25", "dense"]
+NAMED_DOC_BONUS = 1.0  # in RRF units: a named document's clauses rank above unnamed ones
+
+
+@dataclass
+class Hit:
+    clause_index: int
+    score: float
+    bm25: float = 0.0
+    dense: float = 0.0
+    exact: bool = False
+
+
+@dataclass
+class Retrieval:
+    """Ranked clause hits plus the signals abstention is decided on."""
+
+    hits: list[Hit]
+    reference: Reference | None = None
+    named_docs: list[str] = field(default_factory=list)
+    bm25_top: float = 0.0
+    dense_top: float = 0.0
+    dense_margin: float = 0.0
+
+
+class ClauseSearcher:
+    """Scores clauses for a query; shared by the LangChain retriever, the service and the eval."""
+
+    def __init__(self, index: ClauseIndex, embeddings: ArrayEmbeddings, candidate_k: int = 30, rrf_c: int = 60):
+        self.index = index
+        self.embeddings = embeddings
+        self.candidate_k = candidate_k
+        self.rrf_c = rrf_c
+        self.names = DocumentNames(index.documents)
+        self._n_clauses = len(index.clauses)
+        self._clause_doc = np.array([c.doc_id for c in index.clauses])
+
+    def retrieve(self, query: str, k: int = 5, method: Method = "hybrid", doc_id: str | None = None) -> Retrieval:
+        reference = parse_reference(query, self.names)
+        named = self.names.find(query)
+        result = Retrieval(hits=[], reference=reference, named_docs=named)
+        exact = self._exact_hit(reference)
+        if exact is not None and (doc_id is None or self.index.clauses[exact].doc_id == doc_id):
+            result.hits.append(Hit(exact, score=float("inf"), exact=True))
+
+        bm25 = self._bm25_clause_scores(query) if method in ("hybrid", "bm25") else None
+        dense = self._dense_clause_scores(query) if method in ("hybrid", "dense") else None
+        allowed = self._clause_doc == doc_id if doc_id else np.ones(self._n_clauses, dtype=bool)
+        fused = np.zeros(self._n_clauses)
+        for scores in (s for s in (bm25, dense) if s is not None):
+            masked = np.where(allowed, scores, -np.inf)
+            order = np.argsort(-masked)[: self.candidate_k]
+            order = order[np.isfinite(masked[order]) & (masked[order] > 0)]
+            fused[order] += 1.0 / (self.rrf_c + 1 + np.arange(len(order)))
+        if named and method == "hybrid":
+            fused[np.isin(self._clause_doc, named) & (fused > 0)] += NAMED_DOC_BONUS / (self.rrf_c + 1)
+
+        if bm25 is not None:
+            result.bm25_top = float(bm25[allowed].max(initial=0.0))
+        if dense is not None:
+            top = np.sort(dense[allowed])[::-1]
+            result.dense_top = float(top[0]) if len(top) else 0.0
+            background = top[10:30]
+            result.dense_margin = float(top[0] - background.mean()) if len(background) else 0.0
+
+        taken = {h.clause_index for h in result.hits}
+        for i in np.argsort(-fused):
+            if len(result.hits) >= k or fused[i] <= 0:
+                break
+            if int(i) not in taken:
+                result.hits.append(Hit(
+                    int(i), float(fused[i]),
+                    bm25=float(bm25[i]) if bm25 is not None else 0.0,
+                    dense=float(dense[i]) if dense is not None else 0.0,
+                ))
+        return result
+
+    def _exact_hit(self, reference: Reference | None) -> int | None:
+        if reference is None or reference.article is None:
+            return None
+        return self.index.by_id.get(f"{reference.doc_id}#{reference.article}")
+
+    def _bm25_clause_scores(self, query: str) -> np.ndarray:
+        tokens = list(tokenize(query))
+        clause_scores = np.zeros(self._n_clauses)
+        if tokens:
+            unit_scores = self.index.bm25.get_scores(tokens)
+            np.maximum.at(clause_scores, self.index.unit_clause, unit_scores)
+        return clause_scores
+
+    def _dense_clause_scores(self, query: str) -> np.ndarray:
+        vector = self.embeddings.embed_query_array(query).reshape(1, -1)
+        n = min(self.index.dense.ntotal, self.candidate_k * 8)
+        scores, rows = self.index.dense.search(vector, n)
+        clause_scores = np.zeros(self._n_clauses)
+        valid = rows[0] >= 0
+        np.maximum.at(clause_scores, self.index.unit_clause[rows[0][valid]], scores[0][valid])
+        return clause_scores
+
+
+class ClauseRetriever(BaseRetriever):
+    """The LangChain face of `ClauseSearcher`: clauses as `Document`s with their metadata."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    searcher: ClauseSearcher
+    k: int = 5
+    method: Method = "hybrid"
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[LCDocument]:
+        retrieval = self.searcher.retrieve(query, k=self.k, method=self.method)
+        documents = []
+        for hit in retrieval.hits:
+            clause = self.searcher.index.clauses[hit.clause_index]
+            meta = self.searcher.index.documents[clause.doc_id]
+            documents.append(LCDocument(
+                page_content=clause.text,
+                id=clause.clause_id,
+                metadata={
+                    "clause_id": clause.clause_id, "doc_title": meta.title, "label": clause.label,
+                    "doc_number": meta.doc_number, "effective": meta.effective, "score": hit.score,
+                },
+            ))
+        return documents

@@ -1,0 +1,245 @@
+"""Build, save and load `index/`: a manifest plus one file per component, written atomically.
+
+    index/
+      manifest.json     schema version, corpus hash, embedding model, dimensions, counts
+      documents.json    document metadata
+      clauses.jsonl     one Clause per line
+      units.jsonl       retrieval units: clause index and content hash (the embedding cache key)
+      dense.faiss       unit vectors, inner product over normalised vectors
+      bm25/             bm25s sparse matrices (JSON + .npy, no pickle)
+      user_dict.txt     the corpus's policy vocabulary for jieba
+
+A build writes a sibling temp directory and swaps it in only when complete, so a failed or interrupted
+build leaves the previous index usable. Unit vectors of an unchanged text are reused from the previous
+index instead of being embedded again.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+from tqdm import tqdm
+
+from .config import Settings
+from .corpus import corpus_files, corpus_hash, read_source
+from .embeddings import ArrayEmbeddings
+from .errors import IndexError_, IndexStaleError
+from .parsing import parse_document
+from .schema import Clause, DocumentMeta
+from .text import load_user_words, tokenize
+from .units import Unit, policy_vocabulary, units_for
+
+SCHEMA_VERSION = 1
+BUILD_HINT = "run `policy-qa build`"
+
+
+class IndexManifest(BaseModel):
+    schema_version: int
+    corpus_hash: str
+    embedding_setting: str
+    embedding_model: str
+    dim: int
+    documents: int
+    clauses: int
+    units: int
+    embedded_units: int
+    reused_units: int
+    built_at: str
+    build_seconds: float
+
+
+@dataclass
+class ClauseIndex:
+    """A loaded index: what retrieval and answering read, never write."""
+
+    manifest: IndexManifest
+    documents: dict[str, DocumentMeta]
+    clauses: list[Clause]
+    unit_clause: np.ndarray      # unit row → clause index
+    dense: "faiss.Index"         # noqa: F821 - faiss has no stubs
+    bm25: "bm25s.BM25"           # noqa: F821
+
+    def __post_init__(self) -> None:
+        self.by_id = {c.clause_id: i for i, c in enumerate(self.clauses)}
+
+
+# --- build -------------------------------------------------------------------------------------
+
+def build_index(settings: Settings, embeddings: ArrayEmbeddings, progress: bool = True) -> IndexManifest:
+    """Parse the corpus, embed what changed, and atomically replace `settings.index_dir`."""
+    import bm25s
+    import faiss
+
+    started = time.perf_counter()
+    files = corpus_files(settings.corpus_dir)
+    documents = [parse_document(read_source(path)) for path in files]
+    metas = [d.meta for d in documents]
+    clauses = [clause for d in documents for clause in d.clauses]
+    meta_by_id = {m.doc_id: m for m in metas}
+    units = [u for i, c in enumerate(clauses) for u in units_for(i, c, meta_by_id[c.doc_id])]
+
+    vocabulary = policy_vocabulary(metas, clauses)
+    load_user_words(vocabulary)
+    vectors, reused = _embed_with_cache(units, embeddings, settings, progress)
+
+    dense = faiss.IndexFlatIP(vectors.shape[1])
+    dense.add(vectors)
+    bm25 = bm25s.BM25()
+    bm25.index([list(tokenize(u.text)) for u in units], show_progress=False)
+
+    manifest = IndexManifest(
+        schema_version=SCHEMA_VERSION,
+        corpus_hash=corpus_hash(files),
+        embedding_setting=settings.embedding_model,
+        embedding_model=embeddings.model_id,
+        dim=int(vectors.shape[1]),
+        documents=len(metas),
+        clauses=len(clauses),
+        units=len(units),
+        embedded_units=len(units) - reused,
+        reused_units=reused,
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        build_seconds=0.0,
+    )
+    target = settings.index_dir
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    try:
+        _write_json(staging / "documents.json", [m.model_dump(mode="json") for m in metas])
+        _write_lines(staging / "clauses.jsonl", (c.model_dump_json() for c in clauses))
+        _write_lines(
+            staging / "units.jsonl",
+            (json.dumps({"clause": u.clause_index, "key": u.key}) for u in units),
+        )
+        faiss.write_index(dense, str(staging / "dense.faiss"))
+        bm25.save(str(staging / "bm25"), allow_pickle=False)
+        (staging / "user_dict.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+        manifest.build_seconds = round(time.perf_counter() - started, 2)
+        _write_json(staging / "manifest.json", manifest.model_dump())
+        _swap_in(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _embed_with_cache(
+    units: list[Unit], embeddings: ArrayEmbeddings, settings: Settings, progress: bool
+) -> tuple[np.ndarray, int]:
+    """Vectors for all units, reusing the previous index's vectors for unchanged unit texts."""
+    cached = _previous_vectors(settings.index_dir, embeddings.model_id)
+    missing = sorted({u.key: u.text for u in units if u.key not in cached}.items())
+    batch = settings.embedding_batch_size
+    with tqdm(
+        total=len(missing), desc="embedding clauses", unit="unit", disable=not progress or not missing
+    ) as bar:
+        for start in range(0, len(missing), batch):
+            chunk = missing[start : start + batch]
+            for (key, _), vector in zip(chunk, embeddings.embed_documents_array([t for _, t in chunk])):
+                cached[key] = vector
+            bar.update(len(chunk))
+    vectors = np.stack([cached[u.key] for u in units]).astype(np.float32)
+    return vectors, len(units) - len(missing)
+
+
+def _previous_vectors(index_dir: Path, model_id: str) -> dict[str, np.ndarray]:
+    """Unit vectors of the current index, keyed by content hash, if it was built with the same model."""
+    try:
+        manifest = _read_manifest(index_dir)
+        if manifest.embedding_model != model_id or manifest.schema_version != SCHEMA_VERSION:
+            return {}
+        import faiss
+
+        dense = faiss.read_index(str(index_dir / "dense.faiss"))
+        keys = [json.loads(line)["key"] for line in _read_lines(index_dir / "units.jsonl")]
+        vectors = dense.reconstruct_n(0, dense.ntotal)
+        return dict(zip(keys, vectors))
+    except (OSError, ValueError, KeyError, RuntimeError, IndexError_):
+        return {}  # no usable previous index: embed everything
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Replace `target` with the complete `staging` directory; the old index survives until then."""
+    retired = None
+    if target.exists():
+        retired = target.with_name(f".{target.name}.old-{int(time.time() * 1000)}")
+        target.rename(retired)
+    staging.rename(target)
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+# --- load --------------------------------------------------------------------------------------
+
+def load_index(settings: Settings, check_corpus: bool = True) -> ClauseIndex:
+    """Load a built index, refusing one that is missing, from another schema, corpus or model."""
+    import bm25s
+    import faiss
+
+    index_dir = settings.index_dir
+    manifest = _read_manifest(index_dir)
+    if manifest.schema_version != SCHEMA_VERSION:
+        raise IndexStaleError(
+            f"the index in {index_dir} has schema version {manifest.schema_version}, this program "
+            f"reads version {SCHEMA_VERSION}: {BUILD_HINT} again"
+        )
+    if manifest.embedding_setting != settings.embedding_model:
+        raise IndexStaleError(
+            f"the index was built with the embedding model {manifest.embedding_setting!r} but "
+            f"POLICY_QA_EMBEDDING_MODEL is {settings.embedding_model!r}: {BUILD_HINT} again"
+        )
+    if check_corpus and manifest.corpus_hash != corpus_hash(corpus_files(settings.corpus_dir)):
+        raise IndexStaleError(
+            f"the corpus in {settings.corpus_dir} changed since the index was built: {BUILD_HINT} again"
+        )
+    try:
+        documents = {
+            m["doc_id"]: DocumentMeta.model_validate(m)
+            for m in json.loads((index_dir / "documents.json").read_text(encoding="utf-8"))
+        }
+        clauses = [Clause.model_validate_json(line) for line in _read_lines(index_dir / "clauses.jsonl")]
+        unit_clause = np.array(
+            [json.loads(line)["clause"] for line in _read_lines(index_dir / "units.jsonl")], dtype=np.int64
+        )
+        dense = faiss.read_index(str(index_dir / "dense.faiss"))
+        bm25 = bm25s.BM25.load(str(index_dir / "bm25"), allow_pickle=False)
+        load_user_words(
+            (index_dir / "user_dict.txt").read_text(encoding="utf-8").split()
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise IndexError_(f"the index in {index_dir} is damaged ({exc}): {BUILD_HINT} again") from None
+    if dense.ntotal != len(unit_clause) or dense.d != manifest.dim:
+        raise IndexError_(f"the index in {index_dir} is inconsistent: {BUILD_HINT} again")
+    return ClauseIndex(manifest, documents, clauses, unit_clause, dense, bm25)
+
+
+def _read_manifest(index_dir: Path) -> IndexManifest:
+    path = index_dir / "manifest.json"
+    if not path.is_file():
+        raise IndexError_(f"no index found in {index_dir}: {BUILD_HINT} first")
+    try:
+        return IndexManifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise IndexError_(f"the index manifest {path} is unreadable: {BUILD_HINT} again") from None
+
+
+def _write_json(path: Path, value: object) -> None:
+    path.write_text(json.dumps(value, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def _write_lines(path: Path, lines) -> None:  # noqa: ANN001 - any iterable of str
+    with path.open("w", encoding="utf-8") as handle:
+        for line in lines:
+            handle.write(line + "\n")
+
+
+def _read_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
