@@ -1,0 +1,312 @@
+"""The HTTP API over `Assistant`: /api/*, /healthz and the OpenAI-compatible /v1 (see openai_api).
+
+`create_app()` builds the FastAPI app; the index is loaded once in its lifespan, never at import.
+A missing or stale index does not crash the server: every endpoint that needs it answers 503 with
+"run policy-qa build", and the next request after a rebuild picks the index up.
+
+Limits (documented in the README): a question is at most `Settings.max_question_chars` characters
+(500 by default), a history at most 20 turns of 4,000 characters each, a request body at most 64 KB.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel, ConfigDict, Field
+
+from .api_errors import ErrorBody, install_error_handlers, question_error
+from .config import Settings, get_settings
+from .errors import IndexError_, PolicyQAError
+from .feedback import FeedbackEntry, FeedbackStore
+from .schema import Answer, Citation, DocumentInfo, SearchHit, Turn
+from .service import Assistant
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_HISTORY_TURNS = 20
+MAX_TURN_CHARS = 4000
+MAX_SEARCH_K = 50
+RELOAD_RETRY_S = 5.0
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorBody, "description": "输入有误（空问题、过长、类型不对等）"},
+    503: {"model": ErrorBody, "description": "索引不可用：请先运行 policy-qa build"},
+}
+
+
+class AssistantHolder:
+    """Holds the one `Assistant` of the process; remembers why loading failed and retries lazily."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._assistant: Assistant | None = None
+        self._error: PolicyQAError | None = None
+        self._tried_at = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def error(self) -> PolicyQAError | None:
+        return self._error
+
+    def load(self) -> Assistant | None:
+        """Load the index now; on failure keep the error (it becomes a 503) and return None."""
+        with self._lock:
+            if self._assistant is None:
+                self._tried_at = time.monotonic()
+                try:
+                    self._assistant = Assistant.load(self.settings)
+                    self._error = None
+                except IndexError_ as exc:
+                    self._error = exc
+                    logger.warning("index unavailable: %s", exc)
+            return self._assistant
+
+    def get(self) -> Assistant:
+        """The loaded assistant, or IndexError_ (→ 503); retries at most every few seconds."""
+        if self._assistant is not None:
+            return self._assistant
+        if self._error is None or time.monotonic() - self._tried_at >= RELOAD_RETRY_S:
+            self.load()
+        if self._assistant is None:
+            raise self._error or IndexError_("index not loaded: run policy-qa build")
+        return self._assistant
+
+
+# ---- request / response models -------------------------------------------------------------
+
+
+class HistoryTurn(BaseModel):
+    """An earlier turn of the conversation, so follow-ups ("那个体户呢？") keep their topic."""
+
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=MAX_TURN_CHARS)
+
+
+class AskRequest(BaseModel):
+    """A question. Extra fields (e.g. a future `mode`) are passed to `Assistant.ask` if it takes them."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{"question": "简易注销怎么办理？"}]},
+    )
+
+    question: str = Field(description="用户的问题（中文），不超过 500 字")
+    history: list[HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
+    top_k: int | None = Field(None, ge=1, le=20, description="检索的条文数")
+
+
+class AskCall(BaseModel):
+    """A validated ask: the keyword arguments for `Assistant.ask` / `Assistant.stream`."""
+
+    question: str
+    history: list[Turn]
+    top_k: int | None
+    extra: dict[str, Any] = {}
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"question": self.question, "history": self.history or None, "top_k": self.top_k, **self.extra}
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    index: dict[str, Any] = Field(description="索引清单摘要：语料哈希、模型、数量、构建时间")
+
+
+class ClauseDetail(BaseModel):
+    clause: Citation
+    document: DocumentInfo | None = None
+
+
+class FeedbackRequest(BaseModel):
+    rating: Literal["like", "dislike"]
+    question: str = Field(min_length=1, max_length=MAX_TURN_CHARS)
+    answer: str = Field("", max_length=20000)
+    clause_ids: list[str] = Field(default_factory=list, max_length=50)
+    reason: str | None = Field(None, max_length=1000)
+
+
+# ---- dependencies ----------------------------------------------------------------------------
+
+
+def get_holder(request: Request) -> AssistantHolder:
+    return request.app.state.holder
+
+
+def get_assistant(holder: Annotated[AssistantHolder, Depends(get_holder)]) -> Assistant:
+    return holder.get()
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def check_question(question: str, settings: Settings, field: str = "question", where: str = "body") -> str:
+    """Strip a question; refuse blank or over-long ones with a 422 that says so."""
+    text = question.strip()
+    if not text:
+        raise question_error("问题不能为空（或只有空白）", question, field, where)
+    if len(text) > settings.max_question_chars:
+        raise question_error(
+            f"问题过长：{len(text)} 字，上限 {settings.max_question_chars} 字", question[:50] + "…", field, where
+        )
+    return text
+
+
+def passthrough_fields(extra: dict[str, Any], target: Callable[..., Any], *, strict: bool) -> dict[str, Any]:
+    """The extra request fields `target` accepts as keyword arguments (room for e.g. `mode`).
+
+    With `strict`, an extra field the assistant does not know is a 422 rather than silently dropped.
+    """
+    params = inspect.signature(target).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    accepted = {k: v for k, v in extra.items() if takes_any or k in params}
+    unknown = sorted(set(extra) - set(accepted))
+    if strict and unknown:
+        from fastapi.exceptions import RequestValidationError
+
+        raise RequestValidationError(
+            [{"type": "extra_forbidden", "loc": ("body", name), "msg": "不支持的字段", "input": extra[name]}
+             for name in unknown]
+        )
+    return accepted
+
+
+def parse_ask(
+    body: AskRequest,
+    settings: Annotated[Settings, Depends(get_app_settings)],
+    assistant: Annotated[Assistant, Depends(get_assistant)],
+) -> AskCall:
+    """Validate an ask before any response starts (so the stream endpoint can still answer 4xx)."""
+    question = check_question(body.question, settings)
+    extra = passthrough_fields(body.model_extra or {}, assistant.ask, strict=True)
+    history = [Turn(role=t.role, content=t.content) for t in body.history]
+    return AskCall(question=question, history=history, top_k=body.top_k, extra=extra)
+
+
+# ---- routes ----------------------------------------------------------------------------------
+
+router = APIRouter(prefix="/api", tags=["问答"], responses=ERROR_RESPONSES, max_body_size=MAX_BODY_BYTES)
+
+
+@router.post("/ask", response_model=Answer, summary="提问：返回带引用的答案")
+def ask(
+    call: Annotated[AskCall, Depends(parse_ask)],
+    assistant: Annotated[Assistant, Depends(get_assistant)],
+) -> Answer:
+    return assistant.ask(**call.kwargs())
+
+
+@router.post(
+    "/ask/stream",
+    response_class=EventSourceResponse,
+    summary="流式提问（SSE）：sources → token… → done；出错时发送 error 事件",
+)
+def ask_stream(
+    call: Annotated[AskCall, Depends(parse_ask)],
+    assistant: Annotated[Assistant, Depends(get_assistant)],
+) -> Iterator[ServerSentEvent]:
+    try:
+        for event in assistant.stream(**call.kwargs()):
+            yield ServerSentEvent(event=event.event, data=event.data)
+    except PolicyQAError as exc:
+        yield ServerSentEvent(event="error", data={"message": str(exc), "type": type(exc).__name__})
+    except Exception:  # an error event, never a dropped connection
+        logger.exception("stream failed")
+        yield ServerSentEvent(event="error", data={"message": "服务器内部错误，请稍后重试", "type": "InternalError"})
+
+
+@router.get("/search", response_model=list[SearchHit], summary="条文检索（坐席用）：只返回条文，不组织答案")
+def search(
+    assistant: Annotated[Assistant, Depends(get_assistant)],
+    settings: Annotated[Settings, Depends(get_app_settings)],
+    q: Annotated[str, Query(min_length=1, max_length=200, description="检索词，或“登记条例第三十三条”")],
+    doc: Annotated[str | None, Query(description="只在该文件内检索（doc_id，见 /api/documents）")] = None,
+    k: Annotated[int, Query(ge=1, le=MAX_SEARCH_K)] = 10,
+) -> list[SearchHit]:
+    query = check_question(q, settings, field="q", where="query")
+    if doc is not None and doc not in {d.doc_id for d in assistant.documents()}:
+        raise question_error(f"未知文件 doc={doc!r}：可用的 doc_id 见 /api/documents", doc, "doc", "query")
+    return assistant.search(query, doc_id=doc, k=k)
+
+
+@router.get(
+    "/clauses/{clause_id:path}",
+    response_model=ClauseDetail,
+    responses={404: {"model": ErrorBody, "description": "未知的条文编号"}},
+    summary="按编号取条文（编号中的 # 需写成 %23）",
+)
+def clause(clause_id: str, assistant: Annotated[Assistant, Depends(get_assistant)]) -> ClauseDetail:
+    citation = assistant.clause(clause_id)
+    document = next((d for d in assistant.documents() if d.doc_id == citation.doc_id), None)
+    return ClauseDetail(clause=citation, document=document)
+
+
+@router.get("/documents", response_model=list[DocumentInfo], summary="收录的文件")
+def documents(assistant: Annotated[Assistant, Depends(get_assistant)]) -> list[DocumentInfo]:
+    return assistant.documents()
+
+
+@router.post("/feedback", response_model=FeedbackEntry, status_code=status.HTTP_201_CREATED, summary="对答案点赞/点踩")
+def feedback(body: FeedbackRequest, request: Request) -> FeedbackEntry:
+    store: FeedbackStore = request.app.state.feedback
+    question = check_question(body.question, request.app.state.settings)
+    return store.add(body.rating, question, body.answer, body.clause_ids, body.reason, source="api")
+
+
+health_router = APIRouter(tags=["运维"], responses={503: ERROR_RESPONSES[503]})
+
+
+@health_router.get("/healthz", response_model=HealthResponse, summary="健康检查与索引摘要")
+def healthz(assistant: Annotated[Assistant, Depends(get_assistant)]) -> HealthResponse:
+    return HealthResponse(status="ok", index=assistant.manifest.model_dump(mode="json"))
+
+
+# ---- the app ---------------------------------------------------------------------------------
+
+
+def create_app(settings: Settings | None = None, holder: AssistantHolder | None = None) -> FastAPI:
+    """The API app. Pass a `holder` to share the loaded assistant with a UI mounted on the same app."""
+    settings = settings or get_settings()
+    holder = holder or AssistantHolder(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        assistant = holder.load()
+        if assistant is not None:
+            logger.info("index loaded: %s clauses", assistant.manifest.clauses)
+        yield
+
+    app = FastAPI(
+        title="厦门营商环境政策问答 API",
+        description="基于《厦门市营商环境行动方案》及相关法规的带引用问答。答案中的 [n] 对应 citations 中的条文。",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.holder = holder
+    app.state.feedback = FeedbackStore(settings.feedback_path)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+        )
+    install_error_handlers(app, max_body_bytes=MAX_BODY_BYTES)
+    app.include_router(router)
+    app.include_router(health_router)
+
+    from .openai_api import router as openai_router  # noqa: PLC0415 - keeps the module graph one-way
+
+    app.include_router(openai_router)
+    return app

@@ -1,0 +1,179 @@
+"""HTTP error bodies for the API: Chinese messages that say what is wrong, one shape per surface.
+
+/api and /healthz answer `{"detail": "<message>", "errors": [...]}`; /v1 answers the OpenAI shape
+`{"error": {"message", "type", "param", "code"}}` so OpenAI clients show the message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .errors import ExtraMissingError, IndexError_, NotFoundError, PolicyQAError, QuestionError
+
+logger = logging.getLogger(__name__)
+
+BUILD_HINT = "请先运行 policy-qa build 构建索引（run policy-qa build）"
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    type: str
+    msg: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx/5xx answer under /api and /healthz."""
+
+    detail: str
+    errors: list[FieldError] = []
+
+
+_PLAIN = {
+    "missing": "缺少必填字段",
+    "string_type": "应为字符串",
+    "int_type": "应为整数",
+    "int_parsing": "应为整数",
+    "int_from_float": "应为整数",
+    "float_type": "应为数字",
+    "float_parsing": "应为数字",
+    "bool_type": "应为布尔值（true 或 false）",
+    "bool_parsing": "应为布尔值（true 或 false）",
+    "list_type": "应为数组",
+    "dict_type": "应为 JSON 对象",
+    "model_type": "应为 JSON 对象",
+    "model_attributes_type": "应为 JSON 对象",
+    "json_invalid": "不是合法的 JSON",
+    "extra_forbidden": "不支持的字段",
+    "string_pattern_mismatch": "格式不正确",
+    "enum": "取值不在允许范围内",
+}
+
+
+def describe_error(err: dict[str, Any]) -> str:
+    """One pydantic/FastAPI validation error as a Chinese phrase, e.g. '应不大于 20'."""
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if kind in _PLAIN:
+        return _PLAIN[kind]
+    if kind == "string_too_short":
+        return "不能为空" if ctx.get("min_length", 1) <= 1 else f"至少 {ctx['min_length']} 个字符"
+    if kind == "string_too_long":
+        return f"过长：最多 {ctx.get('max_length')} 个字符"
+    if kind == "too_short":
+        return f"至少需要 {ctx.get('min_length')} 项"
+    if kind == "too_long":
+        return f"条目过多：最多 {ctx.get('max_length')} 项"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"应不小于 {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"应不大于 {ctx.get('le', ctx.get('lt'))}"
+    if kind == "literal_error":
+        return f"应为以下之一：{ctx.get('expected')}"
+    if kind == "value_error" and ctx.get("error"):
+        return str(ctx["error"])
+    return str(err.get("msg", "取值无效"))
+
+
+def _where(loc: Sequence[Any]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    if not parts:
+        return "请求体" if loc and loc[0] == "body" else "请求"
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def validation_message(errors: Sequence[dict[str, Any]]) -> tuple[str, list[FieldError]]:
+    """The summary line and the per-field list for a RequestValidationError."""
+    fields: list[FieldError] = []
+    for err in errors:
+        loc = list(err.get("loc") or [])
+        if err.get("type") == "json_invalid":
+            loc = ["body"]
+        fields.append(FieldError(loc=[p if isinstance(p, int) else str(p) for p in loc],
+                                 type=str(err.get("type", "")), msg=describe_error(err)))
+    summary = "；".join(f"{_where(f.loc)}：{f.msg}" for f in fields) or "请求格式不正确"
+    return f"请求有误：{summary}", fields
+
+
+def question_error(
+    message: str, value: Any = None, field: str = "question", where: str = "body"
+) -> RequestValidationError:
+    """A 422 for input our own checks reject (blank, too long, unknown), in the validation shape."""
+    return RequestValidationError(
+        [{"type": "invalid_input", "loc": (where, field), "msg": message, "input": value}]
+    )
+
+
+def _is_openai(request: Request) -> bool:
+    return request.url.path.startswith("/v1/") or request.url.path == "/v1"
+
+
+def error_response(
+    request: Request, status: int, message: str, fields: list[FieldError] | None = None
+) -> JSONResponse:
+    """Shape an error for the surface the request came in on."""
+    if _is_openai(request):
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        param = ".".join(str(p) for p in fields[0].loc if p != "body") if fields else None
+        body: dict[str, Any] = {"error": {"message": message, "type": kind, "param": param, "code": status}}
+    else:
+        body = ErrorBody(detail=message, errors=fields or []).model_dump()
+    return JSONResponse(status_code=status, content=jsonable_encoder(body))
+
+
+_HTTP_MESSAGES = {
+    404: "未找到该资源",
+    405: "不支持该请求方法",
+    413: "请求体过大",
+    415: "请求体应为 JSON（Content-Type: application/json）",
+}
+
+
+def install_error_handlers(app: FastAPI, *, max_body_bytes: int) -> None:
+    """Register the handlers that turn every failure into a clear Chinese message."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, fields = validation_message(exc.errors())
+        return error_response(request, 422, message, fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        if exc.status_code == 413:
+            detail = f"请求体过大：上限 {max_body_bytes // 1024} KB"
+        elif detail is None or detail in ("Not Found", "Method Not Allowed", "Content Too Large"):
+            detail = _HTTP_MESSAGES.get(exc.status_code, detail or "请求失败")
+        response = error_response(request, exc.status_code, detail)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(PolicyQAError)
+    async def _domain(request: Request, exc: PolicyQAError) -> JSONResponse:
+        if isinstance(exc, IndexError_):
+            return error_response(request, 503, f"索引不可用：{exc}。{BUILD_HINT}")
+        if isinstance(exc, QuestionError):
+            return error_response(request, 422, f"问题无法处理：{exc}")
+        if isinstance(exc, NotFoundError):
+            return error_response(request, 404, str(exc))
+        if isinstance(exc, ExtraMissingError):
+            return error_response(request, 501, str(exc))
+        logger.exception("unexpected PolicyQAError", exc_info=exc)
+        return error_response(request, 500, f"处理失败：{exc}")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s", request.url.path, exc_info=exc)
+        return error_response(request, 500, "服务器内部错误，请稍后重试")

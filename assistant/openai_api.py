@@ -1,0 +1,225 @@
+"""OpenAI-compatible /v1/chat/completions (streaming and not) and /v1/models over `Assistant`.
+
+The last user message is the question, earlier user/assistant messages are the history. The answer
+text keeps its [n] markers; the structured citations travel in the extra top-level field
+`citations` (and `abstained`), which the official `openai` client exposes via `model_extra`.
+Sampling parameters (temperature, max_tokens, ...) are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.encoders import jsonable_encoder
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel, ConfigDict, Field
+
+from .api import (
+    MAX_BODY_BYTES,
+    MAX_HISTORY_TURNS,
+    MAX_TURN_CHARS,
+    get_app_settings,
+    get_assistant,
+    check_question,
+    passthrough_fields,
+)
+from .api_errors import ErrorBody, question_error
+from .config import Settings
+from .errors import PolicyQAError
+from .schema import Answer, Citation, Turn
+from .service import Assistant
+
+MODEL_ID = "policy-qa"
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.text or "" for p in self.content if p.type == "text")
+        return self.content or ""
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{"model": MODEL_ID, "messages": [{"role": "user", "content": "简易注销怎么办理？"}]}]},
+    )
+
+    model: str = MODEL_ID
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=2 * MAX_HISTORY_TURNS + 2)
+    stream: bool = False
+    top_k: int | None = Field(None, ge=1, le=20, description="扩展参数：检索的条文数")
+
+
+class ResponseMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: ResponseMessage
+    finish_reason: Literal["stop"] = "stop"
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    citations: list[Citation] = Field(description="扩展字段：答案中 [n] 对应的条文")
+    abstained: bool = Field(description="扩展字段：语料无法回答时为 true")
+
+
+class ChatCall(BaseModel):
+    question: str
+    history: list[Turn]
+    top_k: int | None
+    model: str
+    stream: bool
+    extra: dict[str, Any] = {}
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"question": self.question, "history": self.history or None, "top_k": self.top_k, **self.extra}
+
+
+def parse_chat(
+    body: ChatCompletionRequest,
+    settings: Annotated[Settings, Depends(get_app_settings)],
+    assistant: Annotated[Assistant, Depends(get_assistant)],
+) -> ChatCall:
+    """The last user message is the question; earlier user/assistant turns are the history."""
+    last = body.messages[-1]
+    if last.role != "user":
+        raise question_error("最后一条消息应来自 user（即要回答的问题）", last.role, "messages")
+    question = check_question(last.text(), settings, field="messages")
+    history = [
+        Turn(role=m.role, content=m.text()[:MAX_TURN_CHARS])
+        for m in body.messages[:-1]
+        if m.role in ("user", "assistant") and m.text().strip()
+    ][-MAX_HISTORY_TURNS:]
+    # OpenAI clients send many sampling fields; only the ones Assistant.ask takes are passed on.
+    extra = passthrough_fields(body.model_extra or {}, assistant.ask, strict=False)
+    return ChatCall(question=question, history=history, top_k=body.top_k, model=body.model,
+                    stream=body.stream, extra=extra)
+
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["OpenAI 兼容"],
+    max_body_size=MAX_BODY_BYTES,
+    responses={422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+)
+
+
+def _completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex[:24]
+
+
+def _usage(question: str, answer: str) -> Usage:
+    # Characters stand in for tokens: there is no tokenizer in the extractive mode.
+    return Usage(prompt_tokens=len(question), completion_tokens=len(answer), total_tokens=len(question) + len(answer))
+
+
+@router.get("/models", summary="可用模型列表")
+def models() -> dict[str, Any]:
+    return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "policy-qa"}]}
+
+
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    summary="OpenAI 兼容的对话接口（stream=true 时为 SSE）",
+)
+def chat_completions(
+    call: Annotated[ChatCall, Depends(parse_chat)],
+    assistant: Annotated[Assistant, Depends(get_assistant)],
+) -> Any:
+    if call.stream:
+        return EventSourceResponse(_stream_chunks(call, assistant))
+    answer = assistant.ask(**call.kwargs())
+    return ChatCompletion(
+        id=_completion_id(),
+        created=int(time.time()),
+        model=call.model,
+        choices=[Choice(message=ResponseMessage(content=answer.answer))],
+        usage=_usage(call.question, answer.answer),
+        citations=answer.citations,
+        abstained=answer.abstained,
+    )
+
+
+def _chunk(cid: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None,
+           **extra: Any) -> bytes:
+    body = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+    return _sse(body)
+
+
+def _sse(body: Any) -> bytes:
+    data = body if isinstance(body, str) else json.dumps(jsonable_encoder(body), ensure_ascii=False)
+    return f"data: {data}\n\n".encode()
+
+
+def _stream_chunks(call: ChatCall, assistant: Assistant) -> Iterator[bytes]:
+    """OpenAI chunk stream: role (+citations) first, then content pieces, then finish, then [DONE]."""
+    cid, created = _completion_id(), int(time.time())
+    sent_role = False
+    try:
+        for event in assistant.stream(**call.kwargs()):
+            if event.event == "sources":
+                yield _chunk(cid, created, call.model, {"role": "assistant", "content": ""},
+                             citations=event.data.get("citations", []))
+                sent_role = True
+            elif event.event == "token":
+                if not sent_role:
+                    yield _chunk(cid, created, call.model, {"role": "assistant", "content": ""})
+                    sent_role = True
+                yield _chunk(cid, created, call.model, {"content": event.data.get("text", "")})
+            elif event.event == "done":
+                answer = Answer.model_validate(event.data)
+                yield _chunk(cid, created, call.model, {}, "stop",
+                             citations=[c.model_dump(mode="json") for c in answer.citations],
+                             abstained=answer.abstained,
+                             usage=_usage(call.question, answer.answer).model_dump())
+            elif event.event == "error":
+                yield _sse({"error": {"message": event.data.get("message", "处理失败"), "type": "server_error"}})
+                return
+    except PolicyQAError as exc:
+        yield _sse({"error": {"message": str(exc), "type": "server_error"}})
+        return
+    except Exception:  # an error chunk, never a dropped connection
+        yield _sse({"error": {"message": "服务器内部错误，请稍后重试", "type": "server_error"}})
+        return
+    yield _sse("[DONE]")

@@ -1,0 +1,383 @@
+"""The Gradio 6 web UI (chat for enterprises, clause search for 12345 operators) and the one-port server.
+
+`build_server()` returns the FastAPI app with the API (/api, /v1, /healthz, /docs) and the UI mounted
+at `/`, sharing one `AssistantHolder` so the index is loaded once, in the app's lifespan.
+The top-level `ui.py` exposes `demo` and `app` from here; `policy-qa serve` calls `serve()`.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing phones home
+os.environ.setdefault("GRADIO_RUN_HISTORY", "False")
+
+import logging  # noqa: E402
+import threading  # noqa: E402
+import uuid  # noqa: E402
+from collections import OrderedDict  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gradio as gr  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+
+from .api import AssistantHolder, create_app  # noqa: E402
+from .config import Settings, get_settings  # noqa: E402
+from .errors import IndexError_, PolicyQAError, QuestionError  # noqa: E402
+from .feedback import FeedbackStore  # noqa: E402
+from .schema import Answer, Citation, DocumentInfo, SearchHit, Turn  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+TITLE = "厦门营商环境政策问答"
+EXAMPLES = [
+    "简易注销怎么办理？",
+    "市场主体登记管理条例第三十三条是什么？",
+    "大型企业拖欠中小企业货款，最迟多久要付款？",
+    "厦门的“一件事”集成服务有哪些？",
+    "外商投资企业的准入有什么规定？",
+]
+HISTORY_TURNS = 6
+THEME = gr.themes.Soft(
+    primary_hue="red",
+    font=["PingFang SC", "Noto Sans CJK SC", "Microsoft YaHei", "system-ui", "sans-serif"],
+    font_mono=["Noto Sans Mono CJK SC", "ui-monospace", "monospace"],
+)
+CSS = """
+.clause-card textarea { font-size: 15px; line-height: 1.7; }
+footer { display: none !important; }
+"""
+
+
+@dataclass(frozen=True)
+class AnsweredTurn:
+    question: str
+    answer: str
+    clause_ids: list[str]
+
+
+class RecentAnswers:
+    """The last answers shown in the UI, by id, so a like/dislike can record what was rated."""
+
+    def __init__(self, size: int = 2000) -> None:
+        self._items: OrderedDict[str, AnsweredTurn] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def put(self, turn: AnsweredTurn) -> str:
+        key = uuid.uuid4().hex[:12]
+        with self._lock:
+            self._items[key] = turn
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return key
+
+    def get(self, key: str | None) -> AnsweredTurn | None:
+        with self._lock:
+            return self._items.get(key) if key else None
+
+
+# ---- rendering -------------------------------------------------------------------------------
+
+
+def _md_escape(text: str) -> str:
+    """Clause text shown verbatim in Markdown: escape what Markdown would reinterpret."""
+    out = []
+    for line in text.splitlines():
+        for ch in "\\`*_[]<>#|~$":
+            line = line.replace(ch, "\\" + ch)
+        if line[:1].isdigit() and ". " in line[:5]:
+            line = line.replace(".", "\\.", 1)
+        out.append(line)
+    return "\n".join(out)
+
+
+def citation_meta_line(c: Citation) -> str:
+    parts = []
+    if c.doc_number:
+        parts.append(f"文号：{c.doc_number}")
+    if c.effective:
+        parts.append(f"施行日期：{c.effective}")
+    parts.append(c.status_zh)
+    return " ｜ ".join(parts)
+
+
+def sources_markdown(citations: list[Citation], numbered: bool = True) -> str:
+    blocks = []
+    for c in citations:
+        head = f"**[{c.n}]《{c.doc_title}》{c.label}**" if numbered else f"**《{c.doc_title}》{c.label}**"
+        quoted = "\n".join("> " + line if line else ">" for line in _md_escape(c.text).splitlines())
+        blocks.append(f"{head}  \n{citation_meta_line(c)}\n\n{quoted}")
+    return "\n\n---\n\n".join(blocks)
+
+
+def answer_messages(answer: Answer, answer_id: str) -> list[gr.ChatMessage]:
+    """The answer with its [n] markers, then a closed '来源 (n)' accordion with the whole clauses."""
+    text = answer.answer
+    if answer.abstained:
+        text = "ℹ️ " + text
+    for notice in answer.notices:
+        text += f"\n\n> 注：{notice}"
+    messages = [gr.ChatMessage(role="assistant", content=text, metadata={"id": answer_id})]
+    if answer.citations:
+        messages.append(gr.ChatMessage(
+            role="assistant",
+            content=sources_markdown(answer.citations),
+            metadata={"title": f"来源 ({len(answer.citations)})", "status": "done"},
+        ))
+    elif answer.related:
+        messages.append(gr.ChatMessage(
+            role="assistant",
+            content=sources_markdown(answer.related, numbered=False),
+            metadata={"title": f"可能相关的条文 ({len(answer.related)})", "status": "done"},
+        ))
+    return messages
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or "")
+    if isinstance(content, (list, tuple)):
+        return "".join(_text_of(part) for part in content)
+    return ""
+
+
+def history_turns(history: list[dict]) -> list[Turn]:
+    """Earlier user questions and answers (not the source accordions), newest last."""
+    turns = []
+    for message in history:
+        meta = message.get("metadata") or {}
+        if message.get("role") not in ("user", "assistant") or meta.get("title"):
+            continue
+        text = _text_of(message.get("content")).strip()
+        if text:
+            turns.append(Turn(role=message["role"], content=text[:4000]))
+    return turns[-2 * HISTORY_TURNS:]
+
+
+def hit_header(hit: SearchHit) -> str:
+    c = hit.citation
+    path = " › ".join(c.heading_path)
+    lines = [f"**{hit.rank}.《{c.doc_title}》{c.label}**", citation_meta_line(c)]
+    if path:
+        lines.append(f"位置：{path}")
+    lines.append(f"编号：`{c.clause_id}`")
+    return "  \n".join(lines)
+
+
+def document_rows(docs: list[DocumentInfo]) -> list[list[Any]]:
+    return [[d.title, d.doc_number or "", d.issuer or "", d.effective or "", d.status_zh, d.clause_count]
+            for d in docs]
+
+
+# ---- the Blocks ------------------------------------------------------------------------------
+
+
+def _unavailable(exc: Exception) -> str:
+    return f"⚠️ 索引尚未就绪：{exc}。请先运行 `policy-qa build` 构建索引，然后刷新页面。"
+
+
+def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
+    """The UI: a chat tab and an operator tab; every call goes through `holder.get()`."""
+    recent = RecentAnswers()
+    max_chars = holder.settings.max_question_chars
+
+    def respond(message: str, history: list[dict]) -> Iterator[list[gr.ChatMessage] | str]:
+        question = (message or "").strip()
+        if not question:
+            yield "请输入您的问题。"
+            return
+        if len(question) > max_chars:
+            yield f"问题过长（{len(question)} 字），请控制在 {max_chars} 字以内。"
+            return
+        try:
+            assistant = holder.get()
+        except IndexError_ as exc:
+            yield _unavailable(exc)
+            return
+        text, answer = "", None
+        try:
+            for event in assistant.stream(question, history=history_turns(history) or None):
+                if event.event == "token":
+                    text += str(event.data.get("text", ""))
+                    yield [gr.ChatMessage(role="assistant", content=text)]
+                elif event.event == "done":
+                    answer = Answer.model_validate(event.data)
+                elif event.event == "error":
+                    yield f"抱歉，处理失败：{event.data.get('message', '未知错误')}"
+                    return
+        except QuestionError as exc:
+            yield f"这个问题无法处理：{exc}"
+            return
+        except PolicyQAError as exc:
+            yield f"抱歉，处理失败：{exc}"
+            return
+        if answer is None:
+            yield "抱歉，没有得到答案，请稍后重试。"
+            return
+        answer_id = recent.put(AnsweredTurn(question, answer.answer, [c.clause_id for c in answer.citations]))
+        yield answer_messages(answer, answer_id)
+
+    def on_like(messages: list[dict], data: gr.LikeData):
+        if not isinstance(data.liked, bool):  # a rating withdrawn
+            return None, gr.update(visible=False), ""
+        turn = _rated_turn(messages, data.index, recent)
+        if turn is None:
+            return None, gr.update(visible=False), ""
+        entry = store.add("like" if data.liked else "dislike", turn.question, turn.answer, turn.clause_ids)
+        gr.Info("感谢反馈！可在下方补充原因（可选）。")
+        return entry.id, gr.update(visible=True), ""
+
+    def on_reason(feedback_id: str | None, reason: str):
+        if feedback_id and reason.strip():
+            store.add_reason(feedback_id, reason)
+            gr.Info("原因已记录，谢谢！")
+        return None, gr.update(visible=False), ""
+
+    def load_page():
+        try:
+            docs = holder.get().documents()
+        except IndexError_ as exc:
+            return gr.update(value=_unavailable(exc), visible=True), gr.update(), gr.update()
+        choices = [("全部文件", "")] + [(d.title, d.doc_id) for d in docs]
+        return gr.update(visible=False), gr.update(choices=choices, value=""), document_rows(docs)
+
+    def run_search(query: str, doc_id: str, k: float):
+        query = (query or "").strip()
+        if not query:
+            return [], "请输入检索词，例如“简易注销”或“登记条例第三十三条”。"
+        try:
+            hits = holder.get().search(query[:max_chars], doc_id=doc_id or None, k=int(k))
+        except IndexError_ as exc:
+            return [], _unavailable(exc)
+        except PolicyQAError as exc:
+            return [], f"检索失败：{exc}"
+        if not hits:
+            return [], "没有找到相关条文，请换个说法或取消文件限定。"
+        return [h.model_dump(mode="json") for h in hits], f"找到 {len(hits)} 条相关条文："
+
+    with gr.Blocks(title=TITLE, analytics_enabled=False, fill_height=True) as demo:
+        banner = gr.Markdown(visible=False, elem_id="index-banner")
+        with gr.Tabs():
+            with gr.Tab("政策咨询", id="chat"):
+                chatbot = gr.Chatbot(
+                    label="政策问答",
+                    height="62vh",
+                    placeholder="**您好！** 我可以解答厦门营商环境政策和相关法规问题，答案会标注出处 [n]。",
+                    feedback_options=("Like", "Dislike"),
+                    latex_delimiters=[],
+                    buttons=["copy"],
+                    elem_id="chatbot",
+                )
+                gr.ChatInterface(
+                    respond,
+                    chatbot=chatbot,
+                    textbox=gr.Textbox(placeholder="请输入问题，例如：简易注销怎么办理？", submit_btn="发送",
+                                       stop_btn="停止", elem_id="question"),
+                    examples=EXAMPLES,
+                    run_examples_on_click=True,
+                    cache_examples=False,
+                    fill_height=True,
+                    api_name="ask",
+                    show_progress="minimal",
+                )
+                with gr.Row(visible=False, elem_id="reason-row") as reason_row:
+                    reason = gr.Textbox(label="补充原因（可选）", placeholder="例如：答非所问、引用条文不对、信息已过时",
+                                        scale=4, elem_id="feedback-reason")
+                    reason_btn = gr.Button("提交原因", scale=1, elem_id="feedback-submit")
+                feedback_id = gr.State(None)
+                chatbot.like(on_like, [chatbot], [feedback_id, reason_row, reason])
+                reason_btn.click(on_reason, [feedback_id, reason], [feedback_id, reason_row, reason])
+                reason.submit(on_reason, [feedback_id, reason], [feedback_id, reason_row, reason])
+
+            with gr.Tab("条文检索（坐席）", id="operator"):
+                gr.Markdown("输入关键词检索条文，或直接输入条文引用，例如“登记条例第三十三条”。点击卡片右上角的复制按钮即可复制条文原文。")
+                with gr.Row():
+                    query = gr.Textbox(label="检索词或条文", placeholder="如：简易注销、带押过户、登记条例第三十三条",
+                                       scale=4, elem_id="search-query")
+                    doc = gr.Dropdown(label="限定文件", choices=[("全部文件", "")], value="", scale=2,
+                                      elem_id="search-doc")
+                    k = gr.Slider(1, 20, value=8, step=1, label="返回条数", scale=1)
+                search_btn = gr.Button("检索", variant="primary", elem_id="search-button")
+                status = gr.Markdown(elem_id="search-status")
+                hits_state = gr.State([])
+
+                @gr.render(inputs=hits_state)
+                def render_hits(hits: list[dict]) -> None:
+                    for raw in hits:
+                        hit = SearchHit.model_validate(raw)
+                        with gr.Group(elem_classes=["clause-card"]):
+                            gr.Markdown(hit_header(hit), padding=True)
+                            gr.Textbox(value=hit.citation.text, show_label=False, interactive=False,
+                                       lines=min(12, max(2, len(hit.citation.text) // 60 + 1)),
+                                       max_lines=20, buttons=["copy"])
+
+                for trigger in (search_btn.click, query.submit):
+                    trigger(run_search, [query, doc, k], [hits_state, status], api_name=False)
+
+                with gr.Accordion("收录文件", open=False):
+                    docs_table = gr.Dataframe(
+                        headers=["文件", "文号", "发布机关", "施行日期", "状态", "条文数"],
+                        interactive=False, wrap=True,
+                    )
+        demo.load(load_page, None, [banner, doc, docs_table], api_name=False)
+    return demo
+
+
+def _rated_turn(messages: list[dict], index: Any, recent: RecentAnswers) -> AnsweredTurn | None:
+    """The question and answer behind a rated chat message (the answer or its sources accordion)."""
+    i = index[0] if isinstance(index, (list, tuple)) else index
+    if not isinstance(i, int) or not 0 <= i < len(messages):
+        return None
+    while i >= 0 and messages[i].get("role") == "assistant" and (messages[i].get("metadata") or {}).get("title"):
+        i -= 1  # from the sources accordion back to the answer itself
+    if i < 0 or messages[i].get("role") != "assistant":
+        return None
+    known = recent.get((messages[i].get("metadata") or {}).get("id"))
+    if known is not None:
+        return known
+    question = next((_text_of(m.get("content")) for m in reversed(messages[:i]) if m.get("role") == "user"), "")
+    return AnsweredTurn(question, _text_of(messages[i].get("content")), []) if question else None
+
+
+# ---- the one-port server ---------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    app: FastAPI
+    demo: gr.Blocks
+    holder: AssistantHolder
+
+
+def build_server(settings: Settings | None = None) -> Server:
+    """API + UI on one FastAPI app: UI at /, API under /api, OpenAI-compatible under /v1."""
+    settings = settings or get_settings()
+    holder = AssistantHolder(settings)
+    app = create_app(settings, holder=holder)
+    demo = build_demo(holder, app.state.feedback)
+    app = gr.mount_gradio_app(app, demo, path="/", theme=THEME, css=CSS, footer_links=[],
+                              show_error=True, ssr_mode=False)
+    return Server(app=app, demo=demo, holder=holder)
+
+
+def urls(host: str, port: int) -> dict[str, str]:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    base = f"http://{shown}:{port}"
+    return {"聊天页面": f"{base}/", "API 文档": f"{base}/docs", "OpenAI 兼容接口": f"{base}/v1",
+            "健康检查": f"{base}/healthz"}
+
+
+def serve(host: str = "127.0.0.1", port: int = 7860, settings: Settings | None = None) -> None:
+    """Run UI and API in this process on one port (blocks until stopped)."""
+    import uvicorn  # noqa: PLC0415
+
+    server = build_server(settings)
+    print(f"{TITLE} 正在启动（首次加载索引需几秒钟）：")
+    for name, url in urls(host, port).items():
+        print(f"  {name:<10} {url}")
+    uvicorn.run(server.app, host=host, port=port, log_level="info")
