@@ -18,7 +18,7 @@ from pydantic import ConfigDict
 from .embeddings import ArrayEmbeddings
 from .references import DocumentNames, Reference, parse_reference
 from .store import ClauseIndex
-from .text import tokenize
+from .text import expand_colloquial, tokenize
 
 Method = Literal["hybrid", "bm25", "dense"]
 NAMED_DOC_BONUS = 1.0  # in RRF units: a named document's clauses rank above unnamed ones
@@ -103,7 +103,7 @@ class ClauseSearcher:
         return self.index.by_id.get(f"{reference.doc_id}#{reference.article}")
 
     def _bm25_clause_scores(self, query: str) -> np.ndarray:
-        tokens = list(tokenize(query))
+        tokens = list(tokenize(expand_colloquial(query)))
         clause_scores = np.zeros(self._n_clauses)
         if tokens:
             unit_scores = self.index.bm25.get_scores(tokens)

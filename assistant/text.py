@@ -19,6 +19,7 @@ _UNITS = {"十": 10, "百": 100, "千": 1000}
 CN_NUMERAL = "[零〇一二两三四五六七八九十百千]"
 
 _BOOKMARK = re.compile(r"\[bookmark: [^\]]*\]")
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])")
 _PUNCT_OR_SPACE = re.compile(r"[\s\W_]+", re.UNICODE)
 
@@ -33,8 +34,8 @@ STOPWORDS = frozenset(
 
 
 def clean_docx_artefacts(text: str) -> str:
-    """Remove `[bookmark: _Toc…]` markers that docx extraction leaves in place of anchors."""
-    return _BOOKMARK.sub("", text)
+    """Remove `[bookmark: _Toc…]` markers and zero-width characters that document conversion leaves."""
+    return _INVISIBLE.sub("", _BOOKMARK.sub("", text))
 
 
 def cn_to_int(numeral: str) -> int:
@@ -115,3 +116,29 @@ def tokenize(text: str) -> tuple[str, ...]:
 def content_words(text: str) -> set[str]:
     """The question's topic words: tokens of two or more characters (or digits)."""
     return {t for t in tokenize(text) if len(t) >= 2 or t.isdigit()}
+
+
+# Colloquial words callers use → the formal term the texts use; added to the lexical query only.
+COLLOQUIAL_TERMS = {
+    "个体户": "个体工商户",
+    "招投标": "招标投标",
+    "外企": "外商投资企业",
+    "外资企业": "外商投资企业",
+    "老板": "投资人 负责人",
+    "营业执照": "营业执照 登记",
+    "关门": "注销 歇业",
+    "不干了": "注销",
+    "倒闭": "破产 注销",
+    "欠钱": "拖欠 债务",
+    "欠款": "拖欠 款项",
+    "拖欠货款": "拖欠 中小企业款项",
+    "罚钱": "罚款",
+    "开公司": "设立 登记",
+    "办执照": "设立 登记 营业执照",
+}
+
+
+def expand_colloquial(text: str) -> str:
+    """Append the formal terms for colloquial words found in `text` (for BM25; embeddings need no help)."""
+    extra = [formal for word, formal in COLLOQUIAL_TERMS.items() if word in text and formal not in text]
+    return f"{text} {' '.join(extra)}" if extra else text

@@ -1,0 +1,108 @@
+"""Deciding that the corpus does not answer a question.
+
+e5 cosines sit between 0.7 and 1.0 for everything, so no raw cosine threshold separates in-scope from
+out-of-scope questions. The decision combines signals that do separate, in a logistic model whose
+weights are fitted on the dev split (`policy-qa eval --calibrate`) and committed in abstention.json:
+
+- coverage: the share of the question's content words found in the top clauses' text;
+- the best BM25 clause score (log-scaled) and the dense margin of the best clause over the background;
+
+plus rules for what is never in scope: instructions aimed at the assistant, small talk, other places.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .text import content_words
+
+CALIBRATION_FILE = Path(__file__).with_name("abstention.json")
+FEATURES = ("coverage", "bm25_log", "dense_margin")
+
+_INSTRUCTION = re.compile(
+    r"(忽略|无视|忘记|忘掉).{0,8}(指令|指示|规则|提示|设定|要求|限制)|系统提示|提示词|system\s*prompt|prompt"
+    r"|你现在是|你是一个|扮演|角色扮演|假装你|越狱|jailbreak|DAN模式|开发者模式|输出你的(指令|设定|规则)",
+    re.IGNORECASE,
+)
+_SMALL_TALK = re.compile(
+    r"^(你好|您好|哈喽|hello|hi|在吗|谢谢|再见|早上好|晚上好)[啊呀！!。,，？?]*$|讲个笑话|说个笑话|你是谁|你叫什么"
+    r"|写(一)?首诗|唱(一)?首歌|天气|星座|股票推荐|彩票|菜谱|做饭",
+    re.IGNORECASE,
+)
+# Places whose own policies the corpus does not hold (Xiamen's plan and national law are in scope).
+_OTHER_PLACES = re.compile(
+    r"北京|上海|天津|重庆|深圳|广州|杭州|南京|苏州|成都|武汉|西安|长沙|郑州|青岛|济南|宁波|无锡|合肥|东莞|佛山"
+    r"|福州|泉州|漳州|莆田|宁德|三明|南平|龙岩|香港|澳门|台北|海南|浙江|江苏|广东|山东|四川|湖北|湖南|河南|河北"
+)
+
+
+@dataclass(frozen=True)
+class Signals:
+    coverage: float
+    bm25_log: float
+    dense_margin: float
+
+    def vector(self) -> list[float]:
+        return [getattr(self, name) for name in FEATURES]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    weights: tuple[float, ...]
+    bias: float
+
+    def probability_in_scope(self, signals: Signals) -> float:
+        z = self.bias + sum(w * x for w, x in zip(self.weights, signals.vector()))
+        return 1.0 / (1.0 + math.exp(-z))
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION_FILE) -> "Calibration":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(weights=tuple(data["weights"][name] for name in FEATURES), bias=data["bias"])
+
+    def save(self, path: Path = CALIBRATION_FILE, **extra: object) -> None:
+        data = {"weights": dict(zip(FEATURES, self.weights)), "bias": self.bias, **extra}
+        path.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def rule_out_of_scope(question: str) -> str | None:
+    """A reason when the question is out of scope whatever retrieval finds, else None."""
+    if _INSTRUCTION.search(question):
+        return "instruction"
+    if _SMALL_TALK.search(question):
+        return "small_talk"
+    if _OTHER_PLACES.search(question) and "厦门" not in question:
+        return "other_place"
+    if not content_words(question):
+        return "no_content"
+    return None
+
+
+def coverage(question: str, clause_texts: list[str]) -> float:
+    """Share of the question's content words that occur in the given clause texts."""
+    words = content_words(question)
+    if not words:
+        return 0.0
+    haystack = "".join(clause_texts)
+    return sum(1 for w in words if w in haystack) / len(words)
+
+
+def fit_logistic(rows: list[list[float]], labels: list[int], steps: int = 4000, lr: float = 0.5,
+                 l2: float = 1e-3) -> Calibration:
+    """Plain gradient-descent logistic regression: a handful of features, a few hundred rows."""
+    import numpy as np
+
+    x = np.asarray(rows, dtype=float)
+    y = np.asarray(labels, dtype=float)
+    w = np.zeros(x.shape[1])
+    b = 0.0
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-(x @ w + b)))
+        grad = p - y
+        w -= lr * (x.T @ grad / len(y) + l2 * w)
+        b -= lr * grad.mean()
+    return Calibration(weights=tuple(float(v) for v in w), bias=float(b))

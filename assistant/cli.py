@@ -1,0 +1,164 @@
+"""`policy-qa`: build the index, ask, search clauses, run the evaluation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .config import get_settings
+from .errors import PolicyQAError
+
+app = typer.Typer(
+    help="Cited Q&A over Xiamen's business-environment plan and the national regulations behind it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print a clean error (never a traceback) and exit non-zero."""
+    typer.secho(f"错误：{message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def load_assistant():  # noqa: ANN201 - keeps the heavy import out of `--help`
+    from .service import Assistant
+
+    try:
+        return Assistant.load(get_settings())
+    except PolicyQAError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def build(progress: Annotated[bool, typer.Option(help="show a progress bar")] = True) -> None:
+    """Parse the corpus and (re)build index/ atomically; unchanged clauses are not re-embedded."""
+    from .embeddings import load_embeddings
+    from .store import build_index
+
+    settings = get_settings()
+    try:
+        manifest = build_index(
+            settings, load_embeddings(settings.embedding_model, settings.embedding_batch_size), progress
+        )
+    except PolicyQAError as exc:
+        fail(f"{exc}\n索引未更新，原有索引仍可使用。")
+    except KeyboardInterrupt:
+        fail("构建已中断，原有索引仍可使用。", code=130)
+    typer.echo(
+        f"索引已写入 {settings.index_dir}：{manifest.documents} 个文件，{manifest.clauses} 条条文，"
+        f"{manifest.units} 个检索单元（新嵌入 {manifest.embedded_units}，复用 {manifest.reused_units}），"
+        f"用时 {manifest.build_seconds} 秒。"
+    )
+
+
+def _print_answer(answer) -> None:  # noqa: ANN001
+    typer.echo(answer.answer)
+    for notice in answer.notices:
+        typer.secho(notice, fg=typer.colors.YELLOW)
+    sources = answer.related if answer.abstained else answer.citations
+    if sources:
+        typer.echo("\n可能相关：" if answer.abstained else "\n来源：")
+    for c in sources:
+        meta = "，".join(x for x in (c.doc_number, f"{c.effective}起施行" if c.effective else None) if x)
+        typer.secho(f"[{c.n}] 《{c.doc_title}》{c.label}" + (f"（{meta}）" if meta else ""), bold=True)
+        typer.echo(f"    {c.text}")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="the question, or '-' to read one question per line from stdin")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON (one object per line with '-')")] = False,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, max=20)] = None,
+) -> None:
+    """Answer a question with citations, or say that the corpus does not cover it."""
+    assistant = load_assistant()
+    if question != "-":
+        try:
+            answer = assistant.ask(question, top_k=top_k)
+        except PolicyQAError as exc:
+            fail(str(exc), code=2)
+        if as_json:
+            typer.echo(answer.model_dump_json())
+        else:
+            _print_answer(answer)
+        return
+    failures = 0
+    for line in sys.stdin:
+        line = line.rstrip("\n")
+        try:
+            answer = assistant.ask(line, top_k=top_k)
+        except PolicyQAError as exc:
+            failures += 1
+            typer.echo(json.dumps({"question": line, "error": str(exc)}, ensure_ascii=False))
+            continue
+        typer.echo(answer.model_dump_json() if as_json else answer.answer)
+    if failures:
+        raise typer.Exit(2)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="words to look for, or a reference such as 登记条例第33条")],
+    doc: Annotated[Optional[str], typer.Option(help="restrict to one document id")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=50)] = 10,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Find clauses (no answer composed): for hotline operators."""
+    assistant = load_assistant()
+    try:
+        hits = assistant.search(query, doc_id=doc, k=k)
+    except PolicyQAError as exc:
+        fail(str(exc), code=2)
+    if as_json:
+        typer.echo(json.dumps([h.model_dump(mode="json") for h in hits], ensure_ascii=False))
+        return
+    for hit in hits:
+        c = hit.citation
+        typer.secho(f"{hit.rank}. 《{c.doc_title}》{c.label}  [{c.clause_id}]", bold=True)
+        typer.echo(f"   {c.text}\n")
+
+
+@app.command("eval")
+def evaluate(
+    split: Annotated[str, typer.Option(help="dev, test or all")] = "test",
+    out: Annotated[Path, typer.Option(help="where the JSON and markdown reports go")] = Path("eval/results"),
+    calibrate: Annotated[bool, typer.Option(help="refit the abstention model on the dev split first")] = False,
+    update_baseline: Annotated[bool, typer.Option(help="store this run's hybrid metrics as the baseline")] = False,
+) -> None:
+    """Run the evaluation for bm25, dense and hybrid; fail when hybrid falls below eval/floors.json."""
+    from .abstention import CALIBRATION_FILE
+    from .evaluation import EVAL_DIR, gate, markdown_table, regressions, run_eval, write_report
+
+    if split not in ("dev", "test", "all"):
+        fail("--split must be dev, test or all", code=2)
+    assistant = load_assistant()
+    if calibrate:
+        from .evaluation import calibrate as fit
+
+        model, stats = fit(assistant)
+        model.save(CALIBRATION_FILE, fitted_on="eval/questions.jsonl split=dev", **stats)
+        assistant.calibration = model
+        typer.echo(f"abstention model refitted on dev: {stats}")
+    report = run_eval(assistant, split=split)  # type: ignore[arg-type]
+    json_path, md_path = write_report(report, out)
+    typer.echo(markdown_table(report))
+    typer.echo(f"reports: {json_path}, {md_path}")
+    baseline_path = EVAL_DIR / "baseline.json"
+    baseline = json.loads(baseline_path.read_text()) if baseline_path.exists() else None
+    if update_baseline:
+        baseline_path.write_text(json.dumps(report["methods"]["hybrid"], indent=1) + "\n")
+        typer.echo(f"baseline updated: {baseline_path}")
+    elif baseline:
+        for line in regressions(report, baseline):
+            typer.secho(f"regression against baseline: {line}", fg=typer.colors.YELLOW)
+    floors = json.loads((EVAL_DIR / "floors.json").read_text())
+    failures = gate(report, floors, baseline)
+    if failures:
+        fail("eval gate failed: " + "; ".join(failures))
+    typer.secho("eval gate passed", fg=typer.colors.GREEN)
