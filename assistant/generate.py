@@ -383,6 +383,7 @@ class Generator:
                     result.retrieved = chunk["retrieved"]
                     texts = _citation_texts(result.retrieved.citations)
                     result.llm_called = not (result.retrieved.abstained or not result.retrieved.citations)
+                    start = time.monotonic()  # the budget is the model's: retrieval time does not count
                     yield Event("sources", result.retrieved)
                 if chunk.get("answer"):
                     result.raw += chunk["answer"]

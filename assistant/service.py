@@ -23,6 +23,8 @@ from .answer import (
 from .config import Settings, get_settings
 from .embeddings import ArrayEmbeddings, load_embeddings
 from .errors import NotFoundError, QuestionError
+from .generate import Generator, llm_configured
+from .generative_answer import ask_generative, resolve_mode, stream_generative
 from .retrieval import Hit, Method, Retrieval, ClauseSearcher
 from .schema import Answer, Citation, DocumentInfo, SearchHit, StreamEvent, Timings, Turn
 from .store import ClauseIndex, IndexManifest, load_index
@@ -43,6 +45,8 @@ class Assistant:
         self.embeddings = embeddings
         self.calibration = calibration or Calibration.load()
         self.searcher = ClauseSearcher(index, embeddings, settings.candidate_k, settings.rrf_c)
+        # The generative mode's model client and prompts (checked here, at start); None without an LLM.
+        self.generator: Generator | None = Generator.from_settings(settings) if llm_configured(settings) else None
 
     @classmethod
     def load(cls, settings: Settings | None = None) -> "Assistant":
@@ -86,10 +90,15 @@ class Assistant:
         return f"{question} {topic}".strip()
 
     def ask(self, question: str, history: Sequence[Turn] | None = None, top_k: int | None = None,
-            method: Method = "hybrid") -> Answer:
-        """Answer in Chinese with [n] citations, or abstain with a referral."""
+            method: Method = "hybrid", mode: str | None = None) -> Answer:
+        """Answer in Chinese with [n] citations, or abstain with a referral.
+
+        `mode`: 'extractive' or 'generative'; None means generative when an LLM is configured.
+        """
         started = time.perf_counter()
         question = self.validate_question(question)
+        if resolve_mode(mode, self.generator is not None) == "generative":
+            return ask_generative(self, question, history, top_k, method)
         query = self.retrieval_query(question, history)
         k = top_k or self.settings.top_k
 
@@ -175,9 +184,12 @@ class Assistant:
         return answer
 
     def stream(self, question: str, history: Sequence[Turn] | None = None,
-               top_k: int | None = None) -> Iterator[StreamEvent]:
+               top_k: int | None = None, mode: str | None = None) -> Iterator[StreamEvent]:
         """Events in a fixed order: 'sources', then 'token'…, then 'done' with the whole answer."""
-        answer = self.ask(question, history=history, top_k=top_k)
+        if resolve_mode(mode, self.generator is not None) == "generative":
+            yield from stream_generative(self, self.validate_question(question), history, top_k, "hybrid")
+            return
+        answer = self.ask(question, history=history, top_k=top_k, mode="extractive")
         sources = answer.related if answer.abstained else answer.citations
         yield StreamEvent(event="sources", data={"citations": [c.model_dump(mode="json") for c in sources]})
         for piece in re.findall(r"[^。；！？\]]*(?:[。；！？]|\])|.+$", answer.answer):
