@@ -75,12 +75,14 @@ def ask(
     question: Annotated[str, typer.Argument(help="the question, or '-' to read one question per line from stdin")],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON (one object per line with '-')")] = False,
     top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, max=20)] = None,
+    mode: Annotated[Optional[str], typer.Option(
+        help="extractive or generative; default generative when POLICY_QA_LLM_BASE_URL is set")] = None,
 ) -> None:
     """Answer a question with citations, or say that the corpus does not cover it."""
     assistant = load_assistant()
     if question != "-":
         try:
-            answer = assistant.ask(question, top_k=top_k)
+            answer = assistant.ask(question, top_k=top_k, mode=mode)
         except PolicyQAError as exc:
             fail(str(exc), code=2)
         if as_json:
@@ -92,7 +94,7 @@ def ask(
     for line in sys.stdin:
         line = line.rstrip("\n")
         try:
-            answer = assistant.ask(line, top_k=top_k)
+            answer = assistant.ask(line, top_k=top_k, mode=mode)
         except PolicyQAError as exc:
             failures += 1
             typer.echo(json.dumps({"question": line, "error": str(exc)}, ensure_ascii=False))
@@ -130,6 +132,9 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="where the JSON and markdown reports go")] = Path("eval/results"),
     calibrate: Annotated[bool, typer.Option(help="refit the abstention model on the dev split first")] = False,
     update_baseline: Annotated[bool, typer.Option(help="store this run's hybrid metrics as the baseline")] = False,
+    mode: Annotated[str, typer.Option(
+        help="extractive, or generative: hybrid only, through POLICY_QA_LLM_BASE_URL, adds ALCE citation scores")
+    ] = "extractive",
 ) -> None:
     """Run the evaluation for bm25, dense and hybrid; fail when hybrid falls below eval/floors.json."""
     from .abstention import CALIBRATION_FILE
@@ -137,7 +142,14 @@ def evaluate(
 
     if split not in ("dev", "test", "all"):
         fail("--split must be dev, test or all", code=2)
+    if mode not in ("extractive", "generative"):
+        fail("--mode must be extractive or generative", code=2)
+    if mode == "generative" and update_baseline:
+        fail("the baseline holds extractive metrics: run --update-baseline without --mode generative", code=2)
     assistant = load_assistant()
+    if mode == "generative" and assistant.generator is None:
+        fail("--mode generative needs an OpenAI-compatible endpoint: set POLICY_QA_LLM_BASE_URL "
+             "(and POLICY_QA_LLM_MODEL)", code=2)
     if calibrate:
         from .evaluation import calibrate as fit
 
@@ -145,12 +157,12 @@ def evaluate(
         model.save(CALIBRATION_FILE, fitted_on="eval/questions.jsonl split=dev", **stats)
         assistant.calibration = model
         typer.echo(f"abstention model refitted on dev: {stats}")
-    report = run_eval(assistant, split=split)  # type: ignore[arg-type]
+    report = run_eval(assistant, split=split, mode=mode)  # type: ignore[arg-type]
     json_path, md_path = write_report(report, out)
     typer.echo(markdown_table(report))
     typer.echo(f"reports: {json_path}, {md_path}")
     baseline_path = EVAL_DIR / "baseline.json"
-    baseline = json.loads(baseline_path.read_text()) if baseline_path.exists() else None
+    baseline = json.loads(baseline_path.read_text()) if baseline_path.exists() and mode == "extractive" else None
     if update_baseline:
         baseline_path.write_text(json.dumps(report["methods"]["hybrid"], indent=1) + "\n")
         typer.echo(f"baseline updated: {baseline_path}")

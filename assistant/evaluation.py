@@ -16,7 +16,9 @@ from typing import Literal
 from pydantic import BaseModel
 
 from .abstention import Calibration, fit_logistic, rule_out_of_scope
-from .grounding import missing_numbers, numbers_in, parse_markers, split_sentences, strip_markers
+from .grounding import (
+    citation_scores, missing_numbers, numbers_in, parse_markers, split_sentences, strip_markers,
+)
 from .retrieval import Method
 from .schema import Answer
 from .service import Assistant
@@ -84,15 +86,18 @@ def citations_valid(answer: Answer, assistant: Assistant) -> bool:
     return True
 
 
-def answer_metrics(assistant: Assistant, questions: list[EvalQuestion], method: Method) -> tuple[dict, list[dict]]:
+def answer_metrics(assistant: Assistant, questions: list[EvalQuestion], method: Method,
+                   mode: str = "extractive") -> tuple[dict, list[dict]]:
     """Answer-level metrics, plus one record per question for the JSON report."""
     records = []
+    answers: list[Answer] = []
     latencies: list[float] = []
     facts_found = facts_total = numbers_ok = numbers_total = valid = 0
     abstained_unanswerable = unanswerable = abstained_answerable = answerable = 0
     for q in questions:
         started = time.perf_counter()
-        answer = assistant.ask(q.question, method=method)
+        answer = assistant.ask(q.question, method=method, mode=mode)
+        answers.append(answer)
         latencies.append((time.perf_counter() - started) * 1000)
         text = strip_markers(answer.answer)
         valid += citations_valid(answer, assistant)
@@ -124,16 +129,36 @@ def answer_metrics(assistant: Assistant, questions: list[EvalQuestion], method: 
         "latency_p50_ms": statistics.median(latencies) if latencies else 0.0,
         "latency_p95_ms": percentile(latencies, 0.95),
     }
+    if mode == "generative":
+        metrics |= generative_metrics(answers)
     return metrics, records
 
 
-def run_eval(assistant: Assistant, split: Split = "test", methods: tuple[Method, ...] = METHODS) -> dict:
-    """All metrics for each method on one split."""
+def generative_metrics(answers: list[Answer]) -> dict[str, float]:
+    """ALCE citation recall and precision (Gao et al., 2023) of what users got, judged by the same
+    support measure and numbers check that trims generated answers (grounding.py), averaged over
+    answered questions; plus how often the model's own text was shown and how much of it was cut."""
+    answered = [a for a in answers if not a.abstained]
+    scores = [citation_scores(a.answer, a.citations) for a in answered]
+    kept = sum(len(a.grounding.kept) for a in answered if a.grounding)
+    removed = sum(len(a.grounding.removed) for a in answered if a.grounding)
+    return {
+        "citation_recall": statistics.fmean(s.recall for s in scores) if scores else 0.0,
+        "citation_precision": statistics.fmean(s.precision for s in scores) if scores else 0.0,
+        "generated_share": sum(a.mode == "generative" for a in answered) / (len(answered) or 1),
+        "removed_sentence_rate": removed / (kept + removed) if kept + removed else 0.0,
+    }
+
+
+def run_eval(assistant: Assistant, split: Split = "test", methods: tuple[Method, ...] = METHODS,
+             mode: str = "extractive") -> dict:
+    """All metrics for each method on one split; the generative mode runs hybrid retrieval only."""
     questions = load_questions(split=split)
-    report: dict = {"split": split, "questions": len(questions), "methods": {}, "records": {}}
+    methods = methods if mode == "extractive" else ("hybrid",)
+    report: dict = {"split": split, "mode": mode, "questions": len(questions), "methods": {}, "records": {}}
     for method in methods:
         metrics = retrieval_metrics(assistant, questions, method)
-        answer_side, records = answer_metrics(assistant, questions, method)
+        answer_side, records = answer_metrics(assistant, questions, method, mode)
         report["methods"][method] = {k: round(v, 4) for k, v in (metrics | answer_side).items()}
         report["records"][method] = records
     return report
@@ -205,8 +230,9 @@ def calibrate(assistant: Assistant, target_false_abstention: float = 0.05) -> tu
 
 def write_report(report: dict, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / f"eval-{report['split']}.json"
-    md_path = out_dir / f"eval-{report['split']}.md"
+    suffix = "-generative" if report.get("mode") == "generative" else ""
+    json_path = out_dir / f"eval-{report['split']}{suffix}.json"
+    md_path = out_dir / f"eval-{report['split']}{suffix}.md"
     json_path.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     md_path.write_text(markdown_table(report), encoding="utf-8")
     return json_path, md_path
