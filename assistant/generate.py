@@ -34,9 +34,9 @@ from .grounding import (
     DEFAULT_MIN_SUPPORT,
     GroundingResult,
     SentenceCheck,
-    _bigrams,
-    _citation_texts,
     check_sentence,
+    citation_texts,
+    has_content,
     split_sentences,
     strip_markers,
     support,
@@ -381,7 +381,7 @@ class Generator:
                     result.standalone = chunk["standalone"]
                 if "retrieved" in chunk:
                     result.retrieved = chunk["retrieved"]
-                    texts = _citation_texts(result.retrieved.citations)
+                    texts = citation_texts(result.retrieved.citations)
                     result.llm_called = not (result.retrieved.abstained or not result.retrieved.citations)
                     start = time.monotonic()  # the budget is the model's: retrieval time does not count
                     yield Event("sources", result.retrieved)
@@ -410,7 +410,7 @@ class Generator:
 
     def _judge(self, sentence: str, texts: dict[int, str], result: Generation) -> Iterator[Event]:
         """Check one finished sentence; yield it as a token only when its cited clauses support it."""
-        if not _bigrams(strip_markers(sentence)):
+        if not has_content(sentence):
             return
         check = check_sentence(sentence, texts, self.min_support)
         if check.reason:

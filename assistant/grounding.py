@@ -13,6 +13,7 @@ Public API (stable; the extractive eval and generate.py call it):
     missing_numbers(sentence, clause_texts) -> set   numbers of the sentence found in none of the clauses
     support(sentence, clause_texts) -> float         share of the sentence's character bigrams found in the clauses
     is_supported(sentence, clause_texts) -> bool     support >= threshold and no missing number
+    citation_texts(citations) -> dict[int, str]      n → what a sentence citing n may rely on (title, label, text)
     check_answer(answer_text, citations) -> GroundingResult   kept / removed sentences and the cleaned text
     citation_scores(answer_text, citations) -> CitationScores ALCE citation recall / precision
 
@@ -298,6 +299,11 @@ def _bigrams(text: str) -> set[str]:
     return grams
 
 
+def has_content(text: str) -> bool:
+    """Whether `text` holds any words once markers and punctuation are gone (else it is not a sentence)."""
+    return bool(_bigrams(strip_markers(text)))
+
+
 def support(sentence: str, clause_texts: Iterable[str]) -> float:
     """Share of the sentence's content bigrams that occur in the clauses (0..1).
 
@@ -331,7 +337,7 @@ class CitedClause(Protocol):
     text: str
 
 
-def _citation_texts(citations: Sequence[CitedClause] | Mapping[int, str]) -> dict[int, str]:
+def citation_texts(citations: Sequence[CitedClause] | Mapping[int, str]) -> dict[int, str]:
     """n → the text a sentence citing n may rely on: title, label and clause text together.
 
     The title and label are included because an answer rightly names them ("《条例》第九条规定").
@@ -444,11 +450,11 @@ def check_answer(
     when its lexical support falls below `min_support`. `citations` are the retrieved clauses
     numbered as the prompt showed them (objects with `n` and `text`, or a mapping n → text).
     """
-    texts = _citation_texts(citations)
+    texts = citation_texts(citations)
     kept: list[SentenceCheck] = []
     removed: list[SentenceCheck] = []
     for sentence in split_sentences(answer_text):
-        if not _bigrams(strip_markers(sentence)):
+        if not has_content(sentence):
             continue  # punctuation or stray markers only
         check = check_sentence(sentence, texts, min_support)
         (removed if check.reason else kept).append(check)
@@ -481,14 +487,14 @@ def citation_scores(
     min_support: float = DEFAULT_MIN_SUPPORT,
 ) -> CitationScores:
     """ALCE citation recall and precision for one answer; an empty answer scores 0/0 over 0 items."""
-    texts = _citation_texts(citations)
+    texts = citation_texts(citations)
     supported_sentences = 0
     total_sentences = 0
     precise = 0
     total_citations = 0
     for sentence in split_sentences(answer_text):
         body = strip_markers(sentence)
-        if not _bigrams(body):
+        if not has_content(body):
             continue
         total_sentences += 1
         cited = [n for n in parse_markers(sentence) if n in texts]
