@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from .abstention import Calibration, fit_logistic, rule_out_of_scope
 from .grounding import (
-    citation_scores, missing_numbers, numbers_in, parse_markers, split_sentences, strip_markers,
+    citation_scores, citation_texts, missing_numbers, numbers_in, parse_markers, split_sentences, strip_markers,
 )
 from .retrieval import Method
 from .schema import Answer
@@ -101,7 +101,7 @@ def answer_metrics(assistant: Assistant, questions: list[EvalQuestion], method: 
         latencies.append((time.perf_counter() - started) * 1000)
         text = strip_markers(answer.answer)
         valid += citations_valid(answer, assistant)
-        texts = {c.n: c.text for c in answer.citations}
+        texts = citation_texts(answer.citations)  # title + label + text, as the answer path checks
         if not answer.abstained:
             for sentence in split_sentences(answer.answer):
                 found = numbers_in(strip_markers(sentence))
