@@ -11,19 +11,22 @@ Limits (documented in the README): a question is at most `Settings.max_question_
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
-from .api_errors import ErrorBody, install_error_handlers, question_error
+from .api_errors import BodyLimitMiddleware, ErrorBody, install_error_handlers, question_error
 from .config import Settings, get_settings
 from .errors import IndexError_, PolicyQAError
 from .feedback import FeedbackEntry, FeedbackStore
@@ -93,7 +96,7 @@ class HistoryTurn(BaseModel):
 
 
 class AskRequest(BaseModel):
-    """A question. Extra fields (e.g. a future `mode`) are passed to `Assistant.ask` if it takes them."""
+    """A question. Fields named in FORWARDED_FIELDS (e.g. `mode`) go to `Assistant.ask` if it takes them."""
 
     model_config = ConfigDict(
         extra="allow",
@@ -105,13 +108,15 @@ class AskRequest(BaseModel):
     top_k: int | None = Field(None, ge=1, le=20, description="检索的条文数")
 
 
-class AskCall(BaseModel):
-    """A validated ask: the keyword arguments for `Assistant.ask` / `Assistant.stream`."""
+@dataclass
+class AskCall:
+    """A validated ask and the assistant to put it to (input is checked before the index is needed)."""
 
+    assistant: Assistant
     question: str
     history: list[Turn]
     top_k: int | None
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def kwargs(self) -> dict[str, Any]:
         return {"question": self.question, "history": self.history or None, "top_k": self.top_k, **self.extra}
@@ -162,18 +167,17 @@ def check_question(question: str, settings: Settings, field: str = "question", w
     return text
 
 
-def passthrough_fields(extra: dict[str, Any], target: Callable[..., Any], *, strict: bool) -> dict[str, Any]:
-    """The extra request fields `target` accepts as keyword arguments (room for e.g. `mode`).
+# Request fields beyond question/history/top_k that are handed to `Assistant.ask`/`stream` when
+# their signature takes them (issue 4 adds `mode`); any other extra field is refused with a 422.
+FORWARDED_FIELDS: tuple[str, ...] = ("mode",)
 
-    With `strict`, an extra field the assistant does not know is a 422 rather than silently dropped.
-    """
+
+def passthrough_fields(extra: dict[str, Any], target: Callable[..., Any], *, strict: bool) -> dict[str, Any]:
+    """The extra request fields to pass on to `target`; with `strict`, others are a 422."""
     params = inspect.signature(target).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    accepted = {k: v for k, v in extra.items() if takes_any or k in params}
+    accepted = {k: v for k, v in extra.items() if k in FORWARDED_FIELDS and k in params}
     unknown = sorted(set(extra) - set(accepted))
     if strict and unknown:
-        from fastapi.exceptions import RequestValidationError
-
         raise RequestValidationError(
             [{"type": "extra_forbidden", "loc": ("body", name), "msg": "不支持的字段", "input": extra[name]}
              for name in unknown]
@@ -184,26 +188,23 @@ def passthrough_fields(extra: dict[str, Any], target: Callable[..., Any], *, str
 def parse_ask(
     body: AskRequest,
     settings: Annotated[Settings, Depends(get_app_settings)],
-    assistant: Annotated[Assistant, Depends(get_assistant)],
+    holder: Annotated[AssistantHolder, Depends(get_holder)],
 ) -> AskCall:
-    """Validate an ask before any response starts (so the stream endpoint can still answer 4xx)."""
+    """Validate an ask before any response starts, so the stream endpoint can still answer 4xx/503."""
     question = check_question(body.question, settings)
-    extra = passthrough_fields(body.model_extra or {}, assistant.ask, strict=True)
+    extra = passthrough_fields(body.model_extra or {}, Assistant.ask, strict=True)
     history = [Turn(role=t.role, content=t.content) for t in body.history]
-    return AskCall(question=question, history=history, top_k=body.top_k, extra=extra)
+    return AskCall(holder.get(), question, history, body.top_k, extra)
 
 
 # ---- routes ----------------------------------------------------------------------------------
 
-router = APIRouter(prefix="/api", tags=["问答"], responses=ERROR_RESPONSES, max_body_size=MAX_BODY_BYTES)
+router = APIRouter(prefix="/api", tags=["问答"], responses=ERROR_RESPONSES)
 
 
 @router.post("/ask", response_model=Answer, summary="提问：返回带引用的答案")
-def ask(
-    call: Annotated[AskCall, Depends(parse_ask)],
-    assistant: Annotated[Assistant, Depends(get_assistant)],
-) -> Answer:
-    return assistant.ask(**call.kwargs())
+def ask(call: Annotated[AskCall, Depends(parse_ask)]) -> Answer:
+    return call.assistant.ask(**call.kwargs())
 
 
 @router.post(
@@ -211,29 +212,31 @@ def ask(
     response_class=EventSourceResponse,
     summary="流式提问（SSE）：sources → token… → done；出错时发送 error 事件",
 )
-def ask_stream(
-    call: Annotated[AskCall, Depends(parse_ask)],
-    assistant: Annotated[Assistant, Depends(get_assistant)],
-) -> Iterator[ServerSentEvent]:
+def ask_stream(call: Annotated[AskCall, Depends(parse_ask)]) -> Iterator[ServerSentEvent]:
     try:
-        for event in assistant.stream(**call.kwargs()):
-            yield ServerSentEvent(event=event.event, data=event.data)
+        for event in call.assistant.stream(**call.kwargs()):
+            yield ServerSentEvent(event=event.event, raw_data=json.dumps(event.data, ensure_ascii=False))
     except PolicyQAError as exc:
-        yield ServerSentEvent(event="error", data={"message": str(exc), "type": type(exc).__name__})
+        yield _error_event(str(exc), type(exc).__name__)
     except Exception:  # an error event, never a dropped connection
         logger.exception("stream failed")
-        yield ServerSentEvent(event="error", data={"message": "服务器内部错误，请稍后重试", "type": "InternalError"})
+        yield _error_event("服务器内部错误，请稍后重试", "InternalError")
+
+
+def _error_event(message: str, kind: str) -> ServerSentEvent:
+    return ServerSentEvent(event="error", raw_data=json.dumps({"message": message, "type": kind}, ensure_ascii=False))
 
 
 @router.get("/search", response_model=list[SearchHit], summary="条文检索（坐席用）：只返回条文，不组织答案")
 def search(
-    assistant: Annotated[Assistant, Depends(get_assistant)],
+    holder: Annotated[AssistantHolder, Depends(get_holder)],
     settings: Annotated[Settings, Depends(get_app_settings)],
     q: Annotated[str, Query(min_length=1, max_length=200, description="检索词，或“登记条例第三十三条”")],
     doc: Annotated[str | None, Query(description="只在该文件内检索（doc_id，见 /api/documents）")] = None,
     k: Annotated[int, Query(ge=1, le=MAX_SEARCH_K)] = 10,
 ) -> list[SearchHit]:
     query = check_question(q, settings, field="q", where="query")
+    assistant = holder.get()
     if doc is not None and doc not in {d.doc_id for d in assistant.documents()}:
         raise question_error(f"未知文件 doc={doc!r}：可用的 doc_id 见 /api/documents", doc, "doc", "query")
     return assistant.search(query, doc_id=doc, k=k)
@@ -302,6 +305,7 @@ def create_app(settings: Settings | None = None, holder: AssistantHolder | None 
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["*"],
         )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, prefixes=("/api/", "/v1/"))
     install_error_handlers(app, max_body_bytes=MAX_BODY_BYTES)
     app.include_router(router)
     app.include_router(health_router)

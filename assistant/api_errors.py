@@ -1,4 +1,4 @@
-"""HTTP error bodies for the API: Chinese messages that say what is wrong, one shape per surface.
+"""HTTP error bodies for the API (Chinese messages that say what is wrong) and the body-size limit.
 
 /api and /healthz answer `{"detail": "<message>", "errors": [...]}`; /v1 answers the OpenAI shape
 `{"error": {"message", "type", "param", "code"}}` so OpenAI clients show the message.
@@ -10,12 +10,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ExtraMissingError, IndexError_, NotFoundError, PolicyQAError, QuestionError
 
@@ -177,3 +178,47 @@ def install_error_handlers(app: FastAPI, *, max_body_bytes: int) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s", request.url.path, exc_info=exc)
         return error_response(request, 500, "服务器内部错误，请稍后重试")
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over `max_bytes` under the given path prefixes with a JSON 413.
+
+    The check sits in `receive`, so it covers both a declared Content-Length and chunked bodies;
+    the HTTPException it raises reaches the app's handler above and gets the Chinese message.
+    Other paths (the mounted Gradio app) keep their own limits.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            if declared is not None and declared > self.max_bytes:
+                raise HTTPException(status_code=413)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(status_code=413)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

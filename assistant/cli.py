@@ -174,3 +174,44 @@ def evaluate(
     if failures:
         fail("eval gate failed: " + "; ".join(failures))
     typer.secho("eval gate passed", fg=typer.colors.GREEN)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0 for the LAN)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 7860,
+) -> None:
+    """Serve the chat UI (/) and the API (/api, /v1, /healthz, /docs) from one process on one port."""
+    try:
+        from .webui import serve as run
+    except ImportError as exc:
+        fail(f"serve needs the 'serve' extra ({exc.name} is missing): pip install -e '.[serve]'")
+    run(host, port, get_settings())
+
+
+@app.command()
+def feedback(
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object per line")] = False,
+) -> None:
+    """List the like/dislike feedback given in the UI and API (newest last)."""
+    from .feedback import FeedbackStore
+
+    settings = get_settings()
+    entries = FeedbackStore(settings.feedback_path).list()
+    if as_json:
+        for entry in entries:
+            typer.echo(entry.model_dump_json())
+        return
+    if not entries:
+        typer.echo(f"还没有反馈（{settings.feedback_path}）。")
+        return
+    for entry in entries:
+        mark = "👍" if entry.rating == "like" else "👎"
+        typer.secho(f"{entry.created_at} {mark} [{entry.source}] {entry.question}", bold=True)
+        typer.echo(f"    答：{entry.answer[:120]}{'…' if len(entry.answer) > 120 else ''}")
+        if entry.clause_ids:
+            typer.echo(f"    引用：{', '.join(entry.clause_ids)}")
+        if entry.reason:
+            typer.echo(f"    原因：{entry.reason}")
+    likes = sum(e.rating == "like" for e in entries)
+    typer.echo(f"\n共 {len(entries)} 条：👍 {likes}，👎 {len(entries) - likes}（{settings.feedback_path}）")

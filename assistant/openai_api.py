@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
@@ -20,12 +21,12 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
 from .api import (
-    MAX_BODY_BYTES,
     MAX_HISTORY_TURNS,
     MAX_TURN_CHARS,
-    get_app_settings,
-    get_assistant,
+    AssistantHolder,
     check_question,
+    get_app_settings,
+    get_holder,
     passthrough_fields,
 )
 from .api_errors import ErrorBody, question_error
@@ -96,13 +97,15 @@ class ChatCompletion(BaseModel):
     abstained: bool = Field(description="扩展字段：语料无法回答时为 true")
 
 
-class ChatCall(BaseModel):
+@dataclass
+class ChatCall:
+    assistant: Assistant
     question: str
     history: list[Turn]
     top_k: int | None
     model: str
     stream: bool
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def kwargs(self) -> dict[str, Any]:
         return {"question": self.question, "history": self.history or None, "top_k": self.top_k, **self.extra}
@@ -111,7 +114,7 @@ class ChatCall(BaseModel):
 def parse_chat(
     body: ChatCompletionRequest,
     settings: Annotated[Settings, Depends(get_app_settings)],
-    assistant: Annotated[Assistant, Depends(get_assistant)],
+    holder: Annotated[AssistantHolder, Depends(get_holder)],
 ) -> ChatCall:
     """The last user message is the question; earlier user/assistant turns are the history."""
     last = body.messages[-1]
@@ -124,15 +127,13 @@ def parse_chat(
         if m.role in ("user", "assistant") and m.text().strip()
     ][-MAX_HISTORY_TURNS:]
     # OpenAI clients send many sampling fields; only the ones Assistant.ask takes are passed on.
-    extra = passthrough_fields(body.model_extra or {}, assistant.ask, strict=False)
-    return ChatCall(question=question, history=history, top_k=body.top_k, model=body.model,
-                    stream=body.stream, extra=extra)
+    extra = passthrough_fields(body.model_extra or {}, Assistant.ask, strict=False)
+    return ChatCall(holder.get(), question, history, body.top_k, body.model, body.stream, extra)
 
 
 router = APIRouter(
     prefix="/v1",
     tags=["OpenAI 兼容"],
-    max_body_size=MAX_BODY_BYTES,
     responses={422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
 )
 
@@ -156,13 +157,10 @@ def models() -> dict[str, Any]:
     response_model=ChatCompletion,
     summary="OpenAI 兼容的对话接口（stream=true 时为 SSE）",
 )
-def chat_completions(
-    call: Annotated[ChatCall, Depends(parse_chat)],
-    assistant: Annotated[Assistant, Depends(get_assistant)],
-) -> Any:
+def chat_completions(call: Annotated[ChatCall, Depends(parse_chat)]) -> Any:
     if call.stream:
-        return EventSourceResponse(_stream_chunks(call, assistant))
-    answer = assistant.ask(**call.kwargs())
+        return EventSourceResponse(_stream_chunks(call))
+    answer = call.assistant.ask(**call.kwargs())
     return ChatCompletion(
         id=_completion_id(),
         created=int(time.time()),
@@ -192,12 +190,12 @@ def _sse(body: Any) -> bytes:
     return f"data: {data}\n\n".encode()
 
 
-def _stream_chunks(call: ChatCall, assistant: Assistant) -> Iterator[bytes]:
+def _stream_chunks(call: ChatCall) -> Iterator[bytes]:
     """OpenAI chunk stream: role (+citations) first, then content pieces, then finish, then [DONE]."""
     cid, created = _completion_id(), int(time.time())
     sent_role = False
     try:
-        for event in assistant.stream(**call.kwargs()):
+        for event in call.assistant.stream(**call.kwargs()):
             if event.event == "sources":
                 yield _chunk(cid, created, call.model, {"role": "assistant", "content": ""},
                              citations=event.data.get("citations", []))

@@ -312,7 +312,7 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
                         hit = SearchHit.model_validate(raw)
                         with gr.Group(elem_classes=["clause-card"]):
                             gr.Markdown(hit_header(hit), padding=True)
-                            gr.Textbox(value=hit.citation.text, show_label=False, interactive=False,
+                            gr.Textbox(value=hit.citation.text, label="条文原文", interactive=False,
                                        lines=min(12, max(2, len(hit.citation.text) // 60 + 1)),
                                        max_lines=20, buttons=["copy"])
 
@@ -372,12 +372,16 @@ def urls(host: str, port: int) -> dict[str, str]:
             "健康检查": f"{base}/healthz"}
 
 
-def serve(host: str = "127.0.0.1", port: int = 7860, settings: Settings | None = None) -> None:
-    """Run UI and API in this process on one port (blocks until stopped)."""
+def run_server(server: Server, host: str = "127.0.0.1", port: int = 7860) -> None:
+    """Serve an already built UI + API app with uvicorn, printing the URLs (blocks until stopped)."""
     import uvicorn  # noqa: PLC0415
 
-    server = build_server(settings)
-    print(f"{TITLE} 正在启动（首次加载索引需几秒钟）：")
+    print(f"{TITLE} 正在启动（首次加载索引需几秒钟）：", flush=True)
     for name, url in urls(host, port).items():
-        print(f"  {name:<10} {url}")
+        print(f"  {name}：{url}", flush=True)
     uvicorn.run(server.app, host=host, port=port, log_level="info")
+
+
+def serve(host: str = "127.0.0.1", port: int = 7860, settings: Settings | None = None) -> None:
+    """Build and run UI and API in this process on one port (what `policy-qa serve` does)."""
+    run_server(build_server(settings), host, port)

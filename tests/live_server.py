@@ -1,0 +1,121 @@
+"""A real `policy-qa serve` process on 127.0.0.1 for the API and browser tests, and the index it reads.
+
+Not a conftest: test modules import `LiveServer` and `index_dir_for_tests` and make their own fixtures.
+The index is the project's built one when it is current, else one built once per test session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from assistant.config import PROJECT_ROOT, Settings
+from assistant.errors import IndexError_
+
+STARTUP_LIMIT_S = 180.0  # a guard against hanging forever, not a performance check
+_built: dict[str, Path] = {}
+
+
+def index_dir_for_tests(tmp_root: Path) -> Path:
+    """A current index: the project's `index/` if it loads, else one built once into `tmp_root`."""
+    if "dir" in _built:
+        return _built["dir"]
+    from assistant.service import Assistant
+
+    settings = Settings(_env_file=None)
+    try:
+        Assistant.load(settings)
+        _built["dir"] = settings.index_dir
+    except IndexError_:
+        from assistant.embeddings import load_embeddings
+        from assistant.store import build_index
+
+        target = tmp_root / "index"
+        built = settings.model_copy(update={"index_dir": target})
+        build_index(built, load_embeddings(built.embedding_model, built.embedding_batch_size), False)
+        _built["dir"] = target
+    return _built["dir"]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    """The environment for a child process: no POLICY_QA_* or LLM settings leak in from outside."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLICY_QA_")}
+    env.update({"PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
+    env.update(overrides)
+    return env
+
+
+def cli_command(*args: str) -> list[str]:
+    """`policy-qa ARGS` through the installed console script, or the same typer app via -c."""
+    script = Path(sys.executable).with_name("policy-qa")
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-c", "from assistant.cli import app; app()", *args]
+
+
+class LiveServer:
+    """`policy-qa serve --host 127.0.0.1 --port N` in a child process, stopped by `stop()`."""
+
+    def __init__(self, workdir: Path, index_dir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.feedback_path = workdir / "feedback.jsonl"
+        self.log_path = workdir / f"serve-{self.port}.log"
+        self.env = clean_env(
+            POLICY_QA_INDEX_DIR=str(index_dir),
+            POLICY_QA_FEEDBACK_PATH=str(self.feedback_path),
+            **env,
+        )
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "LiveServer":
+        log = self.log_path.open("wb")
+        self._proc = subprocess.Popen(
+            cli_command("serve", "--host", "127.0.0.1", "--port", str(self.port)),
+            cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + STARTUP_LIMIT_S
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"policy-qa serve exited with {self._proc.returncode}:\n{self.output()}")
+            try:
+                httpx.get(self.base_url + "/healthz", timeout=2.0)  # any answer (200 or 503) means up
+                return self
+            except httpx.TransportError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"policy-qa serve did not start within {STARTUP_LIMIT_S:.0f}s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium (what .ci/run installs); None when it is not installed."""
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium") or ""):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None

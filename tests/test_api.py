@@ -1,0 +1,113 @@
+"""In-process API tests (TestClient): error shapes, the missing-index 503, feedback storage.
+
+The end-to-end tests against a real uvicorn server are in test_api_server.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from assistant.api import create_app
+from assistant.api_errors import describe_error, validation_message
+from assistant.config import Settings
+from assistant.feedback import FeedbackStore
+
+
+@pytest.fixture
+def no_index_settings(tmp_path: Path) -> Settings:
+    return Settings(index_dir=tmp_path / "no-index", feedback_path=tmp_path / "feedback.jsonl")
+
+
+@pytest.fixture
+def no_index_client(no_index_settings: Settings):
+    with TestClient(create_app(no_index_settings)) as client:  # runs the lifespan
+        yield client
+
+
+def test_missing_index_is_503_with_build_hint(no_index_client: TestClient) -> None:
+    for method, path, body in [
+        ("GET", "/healthz", None),
+        ("POST", "/api/ask", {"question": "简易注销怎么办理？"}),
+        ("GET", "/api/search?q=简易注销", None),
+        ("GET", "/api/documents", None),
+        ("GET", "/api/clauses/x%231", None),
+    ]:
+        response = no_index_client.request(method, path, json=body)
+        assert response.status_code == 503, path
+        assert "policy-qa build" in response.json()["detail"], path
+
+
+def test_missing_index_on_openai_endpoint_uses_openai_error_shape(no_index_client: TestClient) -> None:
+    response = no_index_client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "你好"}]})
+    assert response.status_code == 503
+    assert "policy-qa build" in response.json()["error"]["message"]
+
+
+def test_stream_with_missing_index_is_503_before_any_event(no_index_client: TestClient) -> None:
+    response = no_index_client.post("/api/ask/stream", json={"question": "简易注销怎么办理？"})
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/json")
+
+
+def test_validation_runs_before_the_index_is_needed(no_index_client: TestClient) -> None:
+    response = no_index_client.post("/api/ask", json={"question": 42})
+    assert response.status_code == 422
+    assert "question：应为字符串" in response.json()["detail"]
+
+
+def test_feedback_works_without_an_index(no_index_client: TestClient, no_index_settings: Settings) -> None:
+    response = no_index_client.post(
+        "/api/feedback", json={"rating": "dislike", "question": "简易注销怎么办理？", "answer": "……", "reason": "太短"}
+    )
+    assert response.status_code == 201
+    stored = FeedbackStore(no_index_settings.feedback_path).list()
+    assert [(e.rating, e.reason, e.source) for e in stored] == [("dislike", "太短", "api")]
+
+
+@pytest.mark.parametrize(
+    ("err", "expected"),
+    [
+        ({"type": "missing", "loc": ("body", "question")}, "缺少必填字段"),
+        ({"type": "string_too_long", "ctx": {"max_length": 20}}, "过长：最多 20 个字符"),
+        ({"type": "less_than_equal", "ctx": {"le": 20}}, "应不大于 20"),
+        ({"type": "too_long", "ctx": {"max_length": 20}}, "条目过多：最多 20 项"),
+        ({"type": "value_error", "ctx": {"error": ValueError("自定义")}}, "自定义"),
+        ({"type": "something_new", "msg": "fallback text"}, "fallback text"),
+    ],
+)
+def test_describe_error(err: dict, expected: str) -> None:
+    assert describe_error(err) == expected
+
+
+def test_validation_message_names_the_field_path() -> None:
+    message, fields = validation_message(
+        [{"type": "literal_error", "loc": ("body", "history", 0, "role"), "ctx": {"expected": "'user' or 'assistant'"}}]
+    )
+    assert message == "请求有误：history[0].role：应为以下之一：'user' or 'assistant'"
+    assert fields[0].loc == ["body", "history", 0, "role"]
+
+
+def test_feedback_store_survives_reopen_and_folds_reasons(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "feedback.jsonl"
+    first = FeedbackStore(path).add("like", "问1", "答1 [1]", ["doc#1"])
+    second = FeedbackStore(path).add("dislike", "问2", "答2", [])
+    FeedbackStore(path).add_reason(second.id, "  引用不对  ")
+    FeedbackStore(path).add_reason(first.id, "   ")  # blank reasons are ignored
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write('{"kind": "rating", "torn')  # a crash mid-line must not hide the rest
+    entries = FeedbackStore(path).list()
+    assert [(e.id, e.rating, e.reason, e.clause_ids) for e in entries] == [
+        (first.id, "like", None, ["doc#1"]),
+        (second.id, "dislike", "引用不对", []),
+    ]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[0])["question"] == "问1"  # Chinese stored as text, not \\u escapes
+    assert "问1" in lines[0]
+
+
+def test_feedback_store_lists_nothing_when_file_is_missing(tmp_path: Path) -> None:
+    assert FeedbackStore(tmp_path / "none.jsonl").list() == []
