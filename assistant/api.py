@@ -106,6 +106,10 @@ class AskRequest(BaseModel):
     question: str = Field(description="用户的问题（中文），不超过 500 字")
     history: list[HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
     top_k: int | None = Field(None, ge=1, le=20, description="检索的条文数")
+    mode: Literal["extractive", "generative"] | None = Field(
+        None, description="回答模式：extractive（摘录条文原句）或 generative（大模型生成，逐句核对引用）；"
+        "不填时，配置了大模型则为 generative，否则为 extractive",
+    )
 
 
 @dataclass
@@ -193,6 +197,8 @@ def parse_ask(
     """Validate an ask before any response starts, so the stream endpoint can still answer 4xx/503."""
     question = check_question(body.question, settings)
     extra = passthrough_fields(body.model_extra or {}, Assistant.ask, strict=True)
+    if body.mode is not None:
+        extra["mode"] = body.mode
     history = [Turn(role=t.role, content=t.content) for t in body.history]
     return AskCall(holder.get(), question, history, body.top_k, extra)
 

@@ -319,3 +319,9 @@ def test_api_stream_generative(client) -> None:
     assert names[0] == "sources" and names[-1] == "done" and set(names[1:-1]) == {"token"}
     done = json.loads(events[-1][1].split("data: ", 1)[1])
     assert done["mode"] == "generative" and done["grounding"]["removed"][0]["reason"] == "invented_number"
+
+
+def test_api_stream_refuses_an_unknown_mode_before_streaming(client) -> None:
+    response = client.post("/api/ask/stream", json={"question": IN_SCOPE, "mode": "creative"})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/json")
