@@ -4,8 +4,10 @@ e5 cosines sit between 0.7 and 1.0 for everything, so no raw cosine threshold se
 out-of-scope questions. The decision combines signals that do separate, in a logistic model whose
 weights are fitted on the dev split (`policy-qa eval --calibrate`) and committed in abstention.json:
 
-- coverage: the share of the question's content words found in the top clauses' text;
-- the best BM25 clause score (log-scaled) and the dense margin of the best clause over the background;
+- coverage: the share of the question's content words (by length) found in the top clauses' text;
+- unknown: the share of its content words that occur nowhere in the corpus;
+- the best BM25 clause score (log-scaled); the best dense score and its margin over the background
+  (a cosine is one input among several here, never a threshold on its own);
 
 plus rules for what is never in scope: instructions aimed at the assistant, small talk, other places.
 """
@@ -18,10 +20,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import PolicyQAError
 from .text import content_words
 
 CALIBRATION_FILE = Path(__file__).with_name("abstention.json")
-FEATURES = ("coverage", "bm25_log", "dense_margin")
+FEATURES = ("coverage", "unknown", "bm25_log", "dense_top", "dense_margin")
 
 _INSTRUCTION = re.compile(
     r"(忽略|无视|忘记|忘掉).{0,8}(指令|指示|规则|提示|设定|要求|限制)|系统提示|提示词|system\s*prompt|prompt"
@@ -43,7 +46,9 @@ _OTHER_PLACES = re.compile(
 @dataclass(frozen=True)
 class Signals:
     coverage: float
+    unknown: float
     bm25_log: float
+    dense_top: float
     dense_margin: float
 
     def vector(self) -> list[float]:
@@ -61,8 +66,14 @@ class Calibration:
 
     @classmethod
     def load(cls, path: Path = CALIBRATION_FILE) -> "Calibration":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return cls(weights=tuple(data["weights"][name] for name in FEATURES), bias=data["bias"])
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(weights=tuple(float(data["weights"][name]) for name in FEATURES), bias=float(data["bias"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise PolicyQAError(
+                f"the abstention model {path} is missing or does not match the features {FEATURES} ({exc!r}): "
+                "run `policy-qa eval --calibrate`"
+            ) from None
 
     def save(self, path: Path = CALIBRATION_FILE, **extra: object) -> None:
         data = {"weights": dict(zip(FEATURES, self.weights)), "bias": self.bias, **extra}
@@ -82,27 +93,32 @@ def rule_out_of_scope(question: str) -> str | None:
     return None
 
 
-def coverage(question: str, clause_texts: list[str]) -> float:
-    """Share of the question's content words that occur in the given clause texts."""
+def coverage(question: str, text: str) -> float:
+    """Share of the question's content words, weighted by length, that occur in `text`."""
     words = content_words(question)
-    if not words:
-        return 0.0
-    haystack = "".join(clause_texts)
-    return sum(1 for w in words if w in haystack) / len(words)
+    total = sum(len(w) for w in words)
+    return sum(len(w) for w in words if w in text) / total if total else 0.0
 
 
-def fit_logistic(rows: list[list[float]], labels: list[int], steps: int = 4000, lr: float = 0.5,
-                 l2: float = 1e-3) -> Calibration:
-    """Plain gradient-descent logistic regression: a handful of features, a few hundred rows."""
+def fit_logistic(rows: list[list[float]], labels: list[int], steps: int = 3000, lr: float = 0.3,
+                 l2: float = 1e-2) -> Calibration:
+    """Class-balanced logistic regression by gradient descent on standardised features.
+
+    A handful of features and a few hundred rows need nothing more; standardising lets a feature with a
+    narrow range (a cosine between 0.83 and 0.95) weigh in, and the weights are mapped back to raw units.
+    """
     import numpy as np
 
     x = np.asarray(rows, dtype=float)
     y = np.asarray(labels, dtype=float)
-    w = np.zeros(x.shape[1])
-    b = 0.0
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
+    z = (x - mean) / std
+    sample_weight = np.where(y == 1, 0.5 / max(y.mean(), 1e-9), 0.5 / max(1 - y.mean(), 1e-9))
+    w, b = np.zeros(x.shape[1]), 0.0
     for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-(x @ w + b)))
-        grad = p - y
-        w -= lr * (x.T @ grad / len(y) + l2 * w)
+        p = 1.0 / (1.0 + np.exp(-(z @ w + b)))
+        grad = (p - y) * sample_weight
+        w -= lr * (z.T @ grad / len(y) + l2 * w)
         b -= lr * grad.mean()
-    return Calibration(weights=tuple(float(v) for v in w), bias=float(b))
+    raw_w = w / std
+    return Calibration(weights=tuple(float(v) for v in raw_w), bias=float(b - (raw_w * mean).sum()))

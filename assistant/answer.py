@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .grounding import split_sentences as answer_sentences
 from .schema import Citation, Clause, DocStatus, DocumentMeta
 from .text import content_words, int_to_cn, split_sentences
 
@@ -24,6 +25,7 @@ ASKS_FOR_NUMBER = re.compile(r"多久|多长|几天|几日|几个|多少|期限|
 _HAS_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万]+(日|天|年|个月|个工作日|万元|元|倍|%|分之)|百分之")
 _ITEM_LINE = re.compile(r"\n(?=[（(][一二三四五六七八九十]+[）)])")
 MAX_SPAN_CHARS = 220
+MAX_LIST_CHARS = 320   # a 款 with many 项 is cut after the items that fit; the rest is one click away
 
 
 @dataclass
@@ -45,20 +47,24 @@ def make_citation(n: int, clause: Clause, meta: DocumentMeta, score: float | Non
 
 
 def clause_spans(clause: Clause, rank: int) -> list[Span]:
-    """Quotable spans: plain sentences, but a 款 that introduces 项 stays one span (joined)."""
-    spans: list[Span] = []
-    sources = clause.sentences if not any("\n" in p for p in clause.paragraphs) else None
-    if sources is None:
-        pieces: list[str] = []
-        for paragraph in clause.paragraphs:
-            if _ITEM_LINE.search(paragraph):
-                pieces.append(paragraph.replace("\n", ""))
-            else:
-                pieces.extend(split_sentences(paragraph))
-        sources = tuple(pieces)
-    for position, text in enumerate(sources):
-        spans.append(Span(rank, position, text))
-    return spans
+    """Quotable spans: plain sentences, but a 款 that introduces 项 stays one span, items on their lines."""
+    pieces: list[str] = []
+    for paragraph in clause.paragraphs:
+        if _ITEM_LINE.search(paragraph):
+            pieces.append(_shorten_list(paragraph))
+        else:
+            pieces.extend(split_sentences(paragraph))
+    return [Span(rank, position, text) for position, text in enumerate(pieces)]
+
+
+def _shorten_list(paragraph: str) -> str:
+    lines = paragraph.split("\n")
+    kept = [lines[0]]
+    for line in lines[1:]:
+        if sum(map(len, kept)) + len(line) > MAX_LIST_CHARS:
+            break
+        kept.append(line)
+    return "\n".join(kept)
 
 
 def score_span(span: Span, question_words: set[str], wants_number: bool) -> float:
@@ -94,8 +100,13 @@ def select_spans(question: str, ranked: list[Clause], max_sentences: int) -> lis
 
 
 def compose(spans: list[Span], marker_for_rank: dict[int, int]) -> str:
-    """Join spans into the answer text, each ending in its clause's [n]."""
-    return "".join(f"{span.text}[{marker_for_rank[span.rank]}]" for span in spans)
+    """Join spans into the answer text; every sentence ends in its clause's [n], list items on their lines."""
+    blocks = []
+    for span in spans:
+        marker = f"[{marker_for_rank[span.rank]}]"
+        separator = "\n" if "\n" in span.text else ""
+        blocks.append(separator.join(sentence + marker for sentence in answer_sentences(span.text)))
+    return ("\n" if any("\n" in block for block in blocks) else "").join(blocks)
 
 
 def reference_answer(clause: Clause, meta: DocumentMeta, max_sentences: int) -> str:
@@ -103,7 +114,7 @@ def reference_answer(clause: Clause, meta: DocumentMeta, max_sentences: int) -> 
     spans = clause_spans(clause, 0)[:max_sentences]
     text = compose(spans, {0: 1})
     if len(spans) < len(clause_spans(clause, 0)):
-        text += f"（{meta.title}{clause.label}全文见引用[1]）"
+        text += "（条文全文见引用[1]）"
     return text
 
 
@@ -111,6 +122,13 @@ def missing_article_reply(meta: DocumentMeta, article: int, last_article: int) -
     return (
         f"《{meta.title}》共{int_to_cn(last_article)}条，没有第{int_to_cn(article)}条。"
         "请核对条文序号，或直接描述您要了解的问题。"
+    )
+
+
+def unknown_document_reply(name: str) -> str:
+    return (
+        f"政策库目前未收录《{name.strip('《》')}》，无法提供该条文。本库收录厦门营商环境行动方案及相关国家法律法规；"
+        "如需查询其他法规，请拨打12345政务服务便民热线或向相关主管部门咨询。"
     )
 
 

@@ -213,8 +213,8 @@ def calibrate(assistant: Assistant, target_false_abstention: float = 0.05) -> tu
         if rule_out_of_scope(query):
             continue
         retrieval = assistant.searcher.retrieve(query, k=assistant.settings.top_k)
-        if any(h.exact for h in retrieval.hits):
-            continue
+        if retrieval.reference is not None:
+            continue  # references are answered or declined by rule, not by the model
         hits, _ = assistant._prefer_in_force(retrieval.hits)  # noqa: SLF001 - same decision as ask()
         rows.append(assistant.signals(query, retrieval, hits).vector())
         labels.append(int(q.answerable))

@@ -15,12 +15,17 @@ from .text import CN_NUMERAL, cn_to_int
 
 _ARTICLE = re.compile(rf"第\s*({CN_NUMERAL}+|\d+)\s*条")
 _YEAR = re.compile(r"(19|20)\d{2}")
+# A name that looks like a law or regulation, right before the article number: 《劳动法》第四十四条.
+_LAW_NAME = re.compile(r"《?([\u4e00-\u9fff]{1,24}?(?:法典|法|条例|细则|规定|办法|决定|方案))》?\s*$")
 
 
 @dataclass(frozen=True)
 class Reference:
-    doc_id: str
+    """A reference to an article; `doc_id` is None when the named document is not in the corpus."""
+
+    doc_id: str | None
     article: int | None
+    name: str | None = None
 
 
 class DocumentNames:
@@ -69,7 +74,11 @@ def parse_reference(text: str, names: DocumentNames) -> Reference | None:
     article = _ARTICLE.search(text)
     if not article:
         return None
+    number = cn_to_int(article.group(1))
     docs = names.find(text[: article.start()]) or names.find(text)
-    if not docs:
-        return None
-    return Reference(doc_id=docs[0], article=cn_to_int(article.group(1)))
+    if docs:
+        return Reference(doc_id=docs[0], article=number)
+    unknown = _LAW_NAME.search(text[: article.start()])
+    if unknown:
+        return Reference(doc_id=None, article=number, name=unknown.group(1))
+    return None

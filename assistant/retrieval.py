@@ -65,11 +65,13 @@ class ClauseSearcher:
         if exact is not None and (doc_id is None or self.index.clauses[exact].doc_id == doc_id):
             result.hits.append(Hit(exact, score=float("inf"), exact=True))
 
-        bm25 = self._bm25_clause_scores(query) if method in ("hybrid", "bm25") else None
-        dense = self._dense_clause_scores(query) if method in ("hybrid", "dense") else None
+        # Both are scored whatever the method: abstention reads signals from each.
+        bm25 = self._bm25_clause_scores(query)
+        dense = self._dense_clause_scores(query)
         allowed = self._clause_doc == doc_id if doc_id else np.ones(self._n_clauses, dtype=bool)
         fused = np.zeros(self._n_clauses)
-        for scores in (s for s in (bm25, dense) if s is not None):
+        ranked_by = {"hybrid": (bm25, dense), "bm25": (bm25,), "dense": (dense,)}[method]
+        for scores in ranked_by:
             masked = np.where(allowed, scores, -np.inf)
             order = np.argsort(-masked)[: self.candidate_k]
             order = order[np.isfinite(masked[order]) & (masked[order] > 0)]
@@ -77,13 +79,11 @@ class ClauseSearcher:
         if named and method == "hybrid":
             fused[np.isin(self._clause_doc, named) & (fused > 0)] += NAMED_DOC_BONUS / (self.rrf_c + 1)
 
-        if bm25 is not None:
-            result.bm25_top = float(bm25[allowed].max(initial=0.0))
-        if dense is not None:
-            top = np.sort(dense[allowed])[::-1]
-            result.dense_top = float(top[0]) if len(top) else 0.0
-            background = top[10:30]
-            result.dense_margin = float(top[0] - background.mean()) if len(background) else 0.0
+        result.bm25_top = float(bm25[allowed].max(initial=0.0))
+        top = np.sort(dense[allowed])[::-1]
+        result.dense_top = float(top[0]) if len(top) else 0.0
+        background = top[10:30]
+        result.dense_margin = float(top[0] - background.mean()) if len(background) else 0.0
 
         taken = {h.clause_index for h in result.hits}
         for i in np.argsort(-fused):
@@ -92,13 +92,12 @@ class ClauseSearcher:
             if int(i) not in taken:
                 result.hits.append(Hit(
                     int(i), float(fused[i]),
-                    bm25=float(bm25[i]) if bm25 is not None else 0.0,
-                    dense=float(dense[i]) if dense is not None else 0.0,
+                    bm25=float(bm25[i]), dense=float(dense[i]),
                 ))
         return result
 
     def _exact_hit(self, reference: Reference | None) -> int | None:
-        if reference is None or reference.article is None:
+        if reference is None or reference.doc_id is None or reference.article is None:
             return None
         return self.index.by_id.get(f"{reference.doc_id}#{reference.article}")
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -18,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from .abstention import Calibration, Signals, coverage, rule_out_of_scope
 from .answer import (
     ABSTAIN_REPLY, INSTRUCTION_REPLY, compose, make_citation, missing_article_reply, reference_answer,
-    select_spans, version_notices,
+    select_spans, unknown_document_reply, version_notices,
 )
 from .config import Settings, get_settings
 from .embeddings import ArrayEmbeddings, load_embeddings
@@ -43,8 +44,9 @@ class Assistant:
         self.settings = settings
         self.index = index
         self.embeddings = embeddings
-        self.calibration = calibration or Calibration.load()
+        self._calibration = calibration
         self.searcher = ClauseSearcher(index, embeddings, settings.candidate_k, settings.rrf_c)
+        self.corpus_text = "\n".join(c.text for c in index.clauses)
         # The generative mode's model client and prompts (checked here, at start); None without an LLM.
         self.generator: Generator | None = Generator.from_settings(settings) if llm_configured(settings) else None
 
@@ -52,7 +54,20 @@ class Assistant:
     def load(cls, settings: Settings | None = None) -> "Assistant":
         settings = settings or get_settings()
         index = load_index(settings)
-        return cls(settings, index, load_embeddings(settings.embedding_model, settings.embedding_batch_size))
+        assistant = cls(settings, index, load_embeddings(settings.embedding_model, settings.embedding_batch_size))
+        assistant.searcher.retrieve("预热", k=1)  # load the model and jieba now, not on the first question
+        return assistant
+
+    @property
+    def calibration(self) -> Calibration:
+        """The abstention model, read on first use so that `eval --calibrate` can replace it."""
+        if self._calibration is None:
+            self._calibration = Calibration.load()
+        return self._calibration
+
+    @calibration.setter
+    def calibration(self, model: Calibration) -> None:
+        self._calibration = model
 
     @property
     def manifest(self) -> IndexManifest:
@@ -115,6 +130,8 @@ class Assistant:
     def _answer_from(self, question: str, query: str, retrieval: Retrieval, out_of_scope: bool) -> Answer:
         index = self.index
         reference = retrieval.reference
+        if reference is not None and reference.doc_id is None:
+            return Answer(question=question, answer=unknown_document_reply(reference.name or ""), abstained=True)
         if reference is not None and reference.article is not None:
             exact = next((h for h in retrieval.hits if h.exact), None)
             meta = index.documents[reference.doc_id]
@@ -152,12 +169,12 @@ class Assistant:
         return self.calibration.probability_in_scope(self.signals(query, retrieval, hits)) >= 0.5
 
     def signals(self, query: str, retrieval: Retrieval, hits: list[Hit]) -> Signals:
-        texts = [self.index.clauses[h.clause_index].text for h in hits[:ANSWER_CLAUSES]]
-        import math
-
+        top_text = "".join(self.index.clauses[h.clause_index].text for h in hits[:ANSWER_CLAUSES])
         return Signals(
-            coverage=coverage(query, texts),
+            coverage=coverage(query, top_text),
+            unknown=1.0 - coverage(query, self.corpus_text),
             bm25_log=math.log1p(retrieval.bm25_top),
+            dense_top=retrieval.dense_top,
             dense_margin=retrieval.dense_margin,
         )
 

@@ -112,6 +112,7 @@ def build_index(settings: Settings, embeddings: ArrayEmbeddings, progress: bool 
     target = settings.index_dir
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the index is read by the serving user too
     try:
         _write_json(staging / "documents.json", [m.model_dump(mode="json") for m in metas])
         _write_lines(staging / "clauses.jsonl", (c.model_dump_json() for c in clauses))

@@ -96,6 +96,7 @@ def load_user_words(words: Iterable[str]) -> None:
         if len(word) >= 2:
             jieba.add_word(word, freq=20000)
     tokenize.cache_clear()
+    content_words.cache_clear()
 
 
 @lru_cache(maxsize=4096)
@@ -113,9 +114,15 @@ def tokenize(text: str) -> tuple[str, ...]:
     return tuple(tokens)
 
 
-def content_words(text: str) -> set[str]:
-    """The question's topic words: tokens of two or more characters (or digits)."""
-    return {t for t in tokenize(text) if len(t) >= 2 or t.isdigit()}
+@lru_cache(maxsize=4096)
+def content_words(text: str) -> frozenset[str]:
+    """The question's topic words: precise-mode jieba words of two or more characters, no stopwords.
+
+    Precise mode, unlike the search mode used for BM25, yields each word once (简易注销 → 简易, 注销;
+    no overlapping fragments), which is what a coverage share should count.
+    """
+    words = (_PUNCT_OR_SPACE.sub("", w) for w in jieba.cut(text.lower()))
+    return frozenset(w for w in words if len(w) >= 2 and w not in STOPWORDS and not w.isdigit())
 
 
 # Colloquial words callers use → the formal term the texts use; added to the lexical query only.

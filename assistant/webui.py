@@ -27,6 +27,7 @@ from .api import AssistantHolder, create_app  # noqa: E402
 from .config import Settings, get_settings  # noqa: E402
 from .errors import IndexError_, PolicyQAError, QuestionError  # noqa: E402
 from .feedback import FeedbackStore  # noqa: E402
+from .generate import llm_configured  # noqa: E402
 from .schema import Answer, Citation, DocumentInfo, SearchHit, Turn  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -186,7 +187,7 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
     recent = RecentAnswers()
     max_chars = holder.settings.max_question_chars
 
-    def respond(message: str, history: list[dict]) -> Iterator[list[gr.ChatMessage] | str]:
+    def respond(message: str, history: list[dict], mode: str | None = None) -> Iterator[list[gr.ChatMessage] | str]:
         question = (message or "").strip()
         if not question:
             yield "请输入您的问题。"
@@ -201,7 +202,7 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
             return
         text, answer = "", None
         try:
-            for event in assistant.stream(question, history=history_turns(history) or None):
+            for event in assistant.stream(question, history=history_turns(history) or None, mode=mode or None):
                 if event.event == "token":
                     text += str(event.data.get("text", ""))
                     yield [gr.ChatMessage(role="assistant", content=text)]
@@ -273,12 +274,19 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
                     buttons=["copy"],
                     elem_id="chatbot",
                 )
+                with_llm = llm_configured(holder.settings)
+                mode = gr.Radio(
+                    [("大模型生成（逐句核对出处）", "generative"), ("条文原句摘录", "extractive")],
+                    value="generative" if with_llm else "extractive",
+                    label="回答方式", visible=with_llm, elem_id="answer-mode",
+                )
                 gr.ChatInterface(
                     respond,
                     chatbot=chatbot,
+                    additional_inputs=[mode],
                     textbox=gr.Textbox(placeholder="请输入问题，例如：简易注销怎么办理？", submit_btn="发送",
                                        stop_btn="停止", elem_id="question"),
-                    examples=EXAMPLES,
+                    examples=[[example, mode.value] for example in EXAMPLES],
                     run_examples_on_click=True,
                     cache_examples=False,
                     fill_height=True,
