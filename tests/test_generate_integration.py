@@ -325,3 +325,65 @@ def test_api_stream_refuses_an_unknown_mode_before_streaming(client) -> None:
     response = client.post("/api/ask/stream", json={"question": IN_SCOPE, "mode": "creative"})
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/json")
+
+
+# -- through the chat UI (Gradio, served by uvicorn on 127.0.0.1, driven by gradio_client) ------
+
+UI_STARTUP_LIMIT_S = 120.0  # a hang guard, not a speed check
+
+
+@pytest.fixture(scope="module")
+def ui_url(index_dir: Path, server: ScriptedLLMServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import threading
+    import time
+
+    import uvicorn
+
+    from assistant.webui import build_server
+
+    settings = settings_for(index_dir, server.url, "invented-number").model_copy(
+        update={"feedback_path": tmp_path_factory.mktemp("ui") / "feedback.jsonl"})
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    uv = uvicorn.Server(uvicorn.Config(build_server(settings).app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + UI_STARTUP_LIMIT_S
+    while not uv.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert uv.started, "the UI server did not start"
+    yield f"http://127.0.0.1:{port}/"
+    uv.should_exit = True
+    thread.join()
+
+
+def ui_reply(url: str, question: str, mode: str) -> str:
+    """The text of the assistant's final reply in the chat, as the page shows it."""
+    from gradio_client import Client
+
+    result = Client(url, verbose=False).predict(question, mode, api_name="/ask")
+    messages = result if isinstance(result, list) else [result]
+    first = messages[0]
+    return first if isinstance(first, str) else str(first.get("content"))
+
+
+def test_ui_generative_switch_drops_the_invented_amount(ui_url, server) -> None:
+    before = len(server.requests)
+    text = ui_reply(ui_url, IN_SCOPE, "generative")
+    assert "[1]" in text and "八十八万" not in text and "已删除 1 句" in text
+    assert len(server.requests) == before + 1
+
+
+def test_ui_extractive_switch_never_calls_the_model(ui_url, server) -> None:
+    before = len(server.requests)
+    text = ui_reply(ui_url, IN_SCOPE, "extractive")
+    assert "[1]" in text and "已删除" not in text
+    assert len(server.requests) == before
+
+
+def test_ui_out_of_scope_never_calls_the_model(ui_url, server) -> None:
+    before = len(server.requests)
+    text = ui_reply(ui_url, OUT_OF_SCOPE, "generative")
+    assert "12345" in text
+    assert len(server.requests) == before
