@@ -16,7 +16,11 @@ POLICY_QA_LLM_MODEL alone and the server holds no per-test state besides its req
 Condensation requests (no numbered clauses in the prompt) are answered with the last user turn of
 the history joined to the follow-up, which is enough to make a follow-up retrievable.
 
-Run it by hand (CI does) and point the assistant at it:
+Run a command against it (what CI does; the server stops when the command ends, with its exit code):
+
+    python tests/llm_server.py --model grounded -- policy-qa eval --mode generative
+
+or start it alone and point the assistant at it:
 
     python tests/llm_server.py --port 8765 &
     POLICY_QA_LLM_BASE_URL=http://127.0.0.1:8765/v1 POLICY_QA_LLM_MODEL=grounded policy-qa eval --mode generative
@@ -26,7 +30,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -205,15 +212,28 @@ def _chunk(model: str, delta: dict[str, Any], finish: str | None) -> dict[str, A
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=None, help="default 8765 alone, a free port with a command")
     parser.add_argument("--slow-s", type=float, default=30.0)
+    parser.add_argument("--model", default="grounded", help="the script a command's requests use")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND...: run it against the server")
     args = parser.parse_args()
-    server = ScriptedLLMServer(args.port, args.slow_s)
-    print(f"scripted LLM server on {server.url}", flush=True)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    server = ScriptedLLMServer(args.port if args.port is not None else (0 if command else 8765), args.slow_s)
+    print(f"scripted LLM server on {server.url}", file=sys.stderr, flush=True)
+    if not command:
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        return
+    server.start()
+    env = os.environ | {"POLICY_QA_LLM_BASE_URL": server.url, "POLICY_QA_LLM_MODEL": args.model}
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        code = subprocess.run(command, env=env, check=False).returncode
+    finally:
+        server.stop()
+    print(f"scripted LLM server answered {len(server.requests)} chat requests", file=sys.stderr, flush=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
