@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 
-from .abstention import Calibration, Signals, coverage, rule_out_of_scope
+from .abstention import Calibration, Signals, WordStats, rule_out_of_scope
 from .answer import (
     ABSTAIN_REPLY, INSTRUCTION_REPLY, compose, make_citation, missing_article_reply, reference_answer,
     select_spans, unknown_document_reply, version_notices,
@@ -46,7 +46,7 @@ class Assistant:
         self.embeddings = embeddings
         self._calibration = calibration
         self.searcher = ClauseSearcher(index, embeddings, settings.candidate_k, settings.rrf_c)
-        self.corpus_text = "\n".join(c.text for c in index.clauses)
+        self.word_stats = WordStats([c.text for c in index.clauses], index.vocabulary)
         # The generative mode's model client and prompts (checked here, at start); None without an LLM.
         self.generator: Generator | None = Generator.from_settings(settings) if llm_configured(settings) else None
 
@@ -130,6 +130,8 @@ class Assistant:
     def _answer_from(self, question: str, query: str, retrieval: Retrieval, out_of_scope: bool) -> Answer:
         index = self.index
         reference = retrieval.reference
+        if out_of_scope:
+            return self.abstain(question, [])
         if reference is not None and reference.doc_id is None:
             return Answer(question=question, answer=unknown_document_reply(reference.name or ""), abstained=True)
         if reference is not None and reference.article is not None:
@@ -166,13 +168,15 @@ class Assistant:
                       citations=citations, notices=notices)
 
     def in_scope(self, query: str, retrieval: Retrieval, hits: list[Hit]) -> bool:
+        if self.word_stats.names_policy_term(query):
+            return True
         return self.calibration.probability_in_scope(self.signals(query, retrieval, hits)) >= 0.5
 
     def signals(self, query: str, retrieval: Retrieval, hits: list[Hit]) -> Signals:
         top_text = "".join(self.index.clauses[h.clause_index].text for h in hits[:ANSWER_CLAUSES])
         return Signals(
-            coverage=coverage(query, top_text),
-            unknown=1.0 - coverage(query, self.corpus_text),
+            coverage=self.word_stats.coverage(query, top_text),
+            unknown=self.word_stats.unknown(query),
             bm25_log=math.log1p(retrieval.bm25_top),
             dense_top=retrieval.dense_top,
             dense_margin=retrieval.dense_margin,

@@ -66,6 +66,7 @@ class ClauseIndex:
     unit_clause: np.ndarray      # unit row → clause index
     dense: "faiss.Index"         # noqa: F821 - faiss has no stubs
     bm25: "bm25s.BM25"           # noqa: F821
+    vocabulary: list[str]        # the corpus's policy vocabulary (quoted plan terms, document names)
 
     def __post_init__(self) -> None:
         self.by_id = {c.clause_id: i for i, c in enumerate(self.clauses)}
@@ -212,14 +213,13 @@ def load_index(settings: Settings, check_corpus: bool = True) -> ClauseIndex:
         )
         dense = faiss.read_index(str(index_dir / "dense.faiss"))
         bm25 = bm25s.BM25.load(str(index_dir / "bm25"), allow_pickle=False)
-        load_user_words(
-            (index_dir / "user_dict.txt").read_text(encoding="utf-8").split()
-        )
+        vocabulary = (index_dir / "user_dict.txt").read_text(encoding="utf-8").split()
+        load_user_words(vocabulary)
     except (OSError, ValueError, RuntimeError) as exc:
         raise IndexError_(f"the index in {index_dir} is damaged ({exc}): {BUILD_HINT} again") from None
     if dense.ntotal != len(unit_clause) or dense.d != manifest.dim:
         raise IndexError_(f"the index in {index_dir} is inconsistent: {BUILD_HINT} again")
-    return ClauseIndex(manifest, documents, clauses, unit_clause, dense, bm25)
+    return ClauseIndex(manifest, documents, clauses, unit_clause, dense, bm25, vocabulary)
 
 
 def _read_manifest(index_dir: Path) -> IndexManifest:
