@@ -1,0 +1,54 @@
+"""Shared fixtures: isolated settings, and one real index per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from assistant.config import PROJECT_ROOT, Settings, get_settings
+from assistant.errors import IndexError_
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No POLICY_QA_* variable or .env from the developer's shell reaches a test."""
+    for name in list(os.environ):
+        if name.startswith("POLICY_QA_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    get_settings.cache_clear()
+
+
+def project_settings(**overrides: object) -> Settings:
+    return Settings(_env_file=None, **overrides)
+
+
+@pytest.fixture(scope="session")
+def index_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings whose index is current: the project's `index/` when it loads (README's test command
+    builds it first), else one built here once for the session."""
+    settings = project_settings()
+    try:
+        from assistant.store import load_index
+
+        load_index(settings)
+        return settings
+    except IndexError_:
+        from assistant.embeddings import load_embeddings
+        from assistant.store import build_index
+
+        built = project_settings(index_dir=tmp_path_factory.mktemp("session") / "index")
+        build_index(built, load_embeddings(built.embedding_model), progress=False)
+        return built
+
+
+@pytest.fixture(scope="session")
+def assistant(index_settings: Settings):  # noqa: ANN201
+    from assistant.service import Assistant
+
+    return Assistant.load(index_settings)
+
+
+CORPUS_DIR: Path = PROJECT_ROOT / "corpus"
