@@ -321,10 +321,10 @@ def test_api_stream_generative(client) -> None:
     assert done["mode"] == "generative" and done["grounding"]["removed"][0]["reason"] == "invented_number"
 
 
-def test_api_stream_refuses_an_unknown_mode_before_streaming(client) -> None:
+def test_api_stream_refuses_an_unknown_mode_with_an_error_event(client) -> None:
     response = client.post("/api/ask/stream", json={"question": IN_SCOPE, "mode": "creative"})
-    assert response.status_code == 422
-    assert response.headers["content-type"].startswith("application/json")
+    assert response.status_code == 200
+    assert response.text.startswith("event: error") and "不支持的回答模式" in response.text
 
 
 # -- through the chat UI (Gradio, served by uvicorn on 127.0.0.1, driven by gradio_client) ------
