@@ -106,9 +106,9 @@ class AskRequest(BaseModel):
     question: str = Field(description="用户的问题（中文），不超过 500 字")
     history: list[HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
     top_k: int | None = Field(None, ge=1, le=20, description="检索的条文数")
-    mode: str | None = Field(
+    mode: Literal["extractive", "generative"] | None = Field(
         None, description="回答模式：extractive（摘录条文原句）或 generative（大模型生成，逐句核对引用）；"
-        "不填时，配置了大模型则为 generative，否则为 extractive。其他取值由问答服务拒绝",
+        "不填时，配置了大模型则为 generative，否则为 extractive",
     )
 
 

@@ -8,7 +8,6 @@ report, and whether the model was asked at all.
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from assistant.config import Settings
-from assistant.errors import IndexError_, QuestionError
+from assistant.errors import QuestionError
 from assistant.generate import (
     NOTICE_HTTP,
     NOTICE_TIMEOUT,
@@ -36,14 +35,6 @@ OUT_OF_SCOPE = "今天厦门的天气怎么样？"
 CLIENT_TIMEOUT_S = 2.0
 
 
-@pytest.fixture(autouse=True)
-def _no_policy_qa_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests configure everything explicitly; a developer's or CI's POLICY_QA_* must not leak in."""
-    for name in list(os.environ):
-        if name.startswith("POLICY_QA_"):
-            monkeypatch.delenv(name)
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[ScriptedLLMServer]:
     srv = ScriptedLLMServer(slow_s=60.0).start()
@@ -52,20 +43,9 @@ def server() -> Iterator[ScriptedLLMServer]:
 
 
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's built index when it is current, else one built once for this module."""
-    settings = Settings(_env_file=None)
-    try:
-        Assistant.load(settings)
-        return settings.index_dir
-    except IndexError_:
-        from assistant.embeddings import load_embeddings
-        from assistant.store import build_index
-
-        target = tmp_path_factory.mktemp("index")
-        built = settings.model_copy(update={"index_dir": target})
-        build_index(built, load_embeddings(built.embedding_model, built.embedding_batch_size), False)
-        return target
+def index_dir(index_settings: Settings) -> Path:
+    """The session's current index (conftest: the project's index/ or one built once)."""
+    return index_settings.index_dir
 
 
 def settings_for(index_dir: Path, url: str | None, model: str = "grounded") -> Settings:
@@ -75,6 +55,8 @@ def settings_for(index_dir: Path, url: str | None, model: str = "grounded") -> S
 
 @pytest.fixture(scope="module")
 def assistant(index_dir: Path, server: ScriptedLLMServer) -> Assistant:
+    """This module's own Assistant with an LLM configured (tests swap its generator; the session's
+    shared `assistant` fixture is never touched)."""
     return Assistant.load(settings_for(index_dir, server.url))
 
 
@@ -321,10 +303,10 @@ def test_api_stream_generative(client) -> None:
     assert done["mode"] == "generative" and done["grounding"]["removed"][0]["reason"] == "invented_number"
 
 
-def test_api_stream_refuses_an_unknown_mode_with_an_error_event(client) -> None:
+def test_api_stream_refuses_an_unknown_mode_before_streaming(client) -> None:
     response = client.post("/api/ask/stream", json={"question": IN_SCOPE, "mode": "creative"})
-    assert response.status_code == 200
-    assert response.text.startswith("event: error") and "不支持的回答模式" in response.text
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/json")
 
 
 # -- through the chat UI (Gradio, served by uvicorn on 127.0.0.1, driven by gradio_client) ------
