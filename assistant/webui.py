@@ -286,7 +286,9 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
                     additional_inputs=[mode],
                     textbox=gr.Textbox(placeholder="请输入问题，例如：简易注销怎么办理？", submit_btn="发送",
                                        stop_btn="停止", elem_id="question"),
-                    examples=[[example, mode.value] for example in EXAMPLES],
+                    # None for the mode keeps the examples inside the chat and running on click,
+                    # with whatever answer mode is selected at the time.
+                    examples=[[example, None] for example in EXAMPLES],
                     run_examples_on_click=True,
                     cache_examples=False,
                     fill_height=True,

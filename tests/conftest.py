@@ -51,4 +51,17 @@ def assistant(index_settings: Settings):  # noqa: ANN201
     return Assistant.load(index_settings)
 
 
+@pytest.fixture(scope="session")
+def live_server(index_settings: Settings, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """One real `policy-qa serve` (uvicorn, API + UI) on 127.0.0.1 over the session index."""
+    import json
+
+    from live_server import CORS_TEST_ORIGIN, LiveServer
+
+    server = LiveServer(tmp_path_factory.mktemp("serve"), index_settings.index_dir,
+                        POLICY_QA_CORS_ORIGINS=json.dumps([CORS_TEST_ORIGIN])).start()
+    yield server
+    server.stop()
+
+
 CORPUS_DIR: Path = PROJECT_ROOT / "corpus"

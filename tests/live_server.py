@@ -1,7 +1,7 @@
-"""A real `policy-qa serve` process on 127.0.0.1 for the API and browser tests, and the index it reads.
+"""A real `policy-qa serve` process on 127.0.0.1 for the API and browser tests.
 
-Not a conftest: test modules import `LiveServer` and `index_dir_for_tests` and make their own fixtures.
-The index is the project's built one when it is current, else one built once per test session.
+conftest.py starts one per session over the session's index (`live_server`); tests that need a
+differently configured server (no index) start their own.
 """
 
 from __future__ import annotations
@@ -16,32 +16,10 @@ from pathlib import Path
 
 import httpx
 
-from assistant.config import PROJECT_ROOT, Settings
-from assistant.errors import IndexError_
+from assistant.config import PROJECT_ROOT
 
 STARTUP_LIMIT_S = 180.0  # a guard against hanging forever, not a performance check
-_built: dict[str, Path] = {}
-
-
-def index_dir_for_tests(tmp_root: Path) -> Path:
-    """A current index: the project's `index/` if it loads, else one built once into `tmp_root`."""
-    if "dir" in _built:
-        return _built["dir"]
-    from assistant.service import Assistant
-
-    settings = Settings(_env_file=None)
-    try:
-        Assistant.load(settings)
-        _built["dir"] = settings.index_dir
-    except IndexError_:
-        from assistant.embeddings import load_embeddings
-        from assistant.store import build_index
-
-        target = tmp_root / "index"
-        built = settings.model_copy(update={"index_dir": target})
-        build_index(built, load_embeddings(built.embedding_model, built.embedding_batch_size), False)
-        _built["dir"] = target
-    return _built["dir"]
+CORS_TEST_ORIGIN = "http://hotline.example"  # the one origin the session server allows
 
 
 def free_port() -> int:

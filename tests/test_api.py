@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from assistant.api import create_app
+from assistant.api import AskCall, ask_stream, create_app
 from assistant.api_errors import describe_error, validation_message
 from assistant.config import Settings
 from assistant.feedback import FeedbackStore
+from assistant.openai_api import ChatCall, _stream_chunks
 
 
 @pytest.fixture
@@ -111,3 +112,21 @@ def test_feedback_store_survives_reopen_and_folds_reasons(tmp_path: Path) -> Non
 
 def test_feedback_store_lists_nothing_when_file_is_missing(tmp_path: Path) -> None:
     assert FeedbackStore(tmp_path / "none.jsonl").list() == []
+
+
+# A failure after the stream has begun must end it with an error event, not a dropped connection.
+# The request models refuse an unknown mode up front, so these hand the real assistant one directly.
+
+
+def test_stream_failure_mid_way_is_an_error_event(assistant) -> None:  # noqa: ANN001
+    events = list(ask_stream(AskCall(assistant, "简易注销怎么办理？", [], None, {"mode": "poetry"})))
+    assert [e.event for e in events] == ["error"]
+    payload = json.loads(events[0].raw_data)
+    assert payload["type"] == "QuestionError" and "poetry" in payload["message"]
+
+
+def test_openai_stream_failure_mid_way_is_an_error_chunk_without_done(assistant) -> None:  # noqa: ANN001
+    call = ChatCall(assistant, "简易注销怎么办理？", [], None, "policy-qa", True, {"mode": "poetry"})
+    chunks = [c.decode() for c in _stream_chunks(call)]
+    assert len(chunks) == 1 and chunks[0].startswith("data: ")
+    assert "poetry" in json.loads(chunks[0][len("data: "):])["error"]["message"]

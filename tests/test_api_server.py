@@ -17,20 +17,15 @@ import openai
 import pytest
 
 from assistant.feedback import FeedbackStore
-from live_server import LiveServer, cli_command, index_dir_for_tests
+from live_server import CORS_TEST_ORIGIN, LiveServer, cli_command
 
 QUESTION = "简易注销怎么办理？"
-ALLOWED_ORIGIN = "http://hotline.example"
 REG_33 = "shichang-zhuti-dengji-guanli-tiaoli#33"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    workdir = tmp_path_factory.mktemp("api-server")
-    index_dir = index_dir_for_tests(tmp_path_factory.mktemp("index-build"))
-    srv = LiveServer(workdir, index_dir, POLICY_QA_CORS_ORIGINS=json.dumps([ALLOWED_ORIGIN])).start()
-    yield srv
-    srv.stop()
+def server(live_server: LiveServer) -> LiveServer:
+    return live_server
 
 
 @pytest.fixture(scope="module")
@@ -146,13 +141,9 @@ def test_stream_sends_sources_then_tokens_then_done(http: httpx.Client) -> None:
     assert done["answer"] == http.post("/api/ask", json={"question": QUESTION}).json()["answer"]
 
 
-def test_stream_failure_arrives_as_an_error_event(http: httpx.Client) -> None:
-    # An unknown answer mode is refused by the assistant only once the stream has begun.
-    response = http.post("/api/ask/stream", json={"question": QUESTION, "mode": "poetry"})
-    assert response.status_code == 200
-    events = sse_events(response.text)
-    assert [name for name, _ in events] == ["error"]
-    assert "poetry" in events[0][1]["message"]
+def test_extractive_mode_can_be_asked_for(http: httpx.Client) -> None:
+    body = http.post("/api/ask", json={"question": QUESTION, "mode": "extractive"}).json()
+    assert body["mode"] == "extractive" and body["citations"]
 
 
 # ---- operator lookups ------------------------------------------------------------------------
@@ -266,6 +257,8 @@ LONG = "问" * 501
         ("POST", "/api/ask", {"json": {"question": QUESTION, "history": [{"role": "user", "content": "x"}] * 21}},
          422, "history：条目过多：最多 20 项"),
         ("POST", "/api/ask", {"json": {"question": QUESTION, "colour": "red"}}, 422, "colour：不支持的字段"),
+        ("POST", "/api/ask", {"json": {"question": QUESTION, "mode": "poetry"}}, 422, "mode：应为以下之一"),
+        ("POST", "/api/ask/stream", {"json": {"question": QUESTION, "mode": "poetry"}}, 422, "mode：应为以下之一"),
         ("POST", "/api/ask", {"content": b"{not json", "headers": {"content-type": "application/json"}},
          422, "不是合法的 JSON"),
         ("POST", "/api/ask", {"json": "简易注销"}, 422, "请求体：应为 JSON 对象"),
@@ -322,8 +315,8 @@ def test_feedback_is_stored_and_listed_by_the_cli(http: httpx.Client, server: Li
 
 def test_cors_allows_only_the_configured_origin(http: httpx.Client) -> None:
     preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
-    allowed = http.options("/api/ask", headers={"Origin": ALLOWED_ORIGIN, **preflight})
+    allowed = http.options("/api/ask", headers={"Origin": CORS_TEST_ORIGIN, **preflight})
     assert allowed.status_code == 200
-    assert allowed.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert allowed.headers["access-control-allow-origin"] == CORS_TEST_ORIGIN
     other = http.options("/api/ask", headers={"Origin": "http://elsewhere.example", **preflight})
     assert "access-control-allow-origin" not in other.headers
