@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .grounding import split_sentences as answer_sentences
 from .schema import Citation, Clause, DocStatus, DocumentMeta
-from .text import content_words, int_to_cn, split_sentences
+from .text import content_words, expand_colloquial, int_to_cn, split_sentences
 
 ABSTAIN_REPLY = (
     "抱歉，现有政策库（厦门营商环境行动方案及相关国家法律法规）中没有找到能够回答这个问题的条文，"
@@ -81,7 +81,7 @@ def score_span(span: Span, question_words: set[str], wants_number: bool) -> floa
 
 def select_spans(question: str, ranked: list[Clause], max_sentences: int) -> list[Span]:
     """The spans that answer: best-scoring first, at most two per clause, then in reading order."""
-    words = content_words(question)
+    words = set(content_words(expand_colloquial(question)))
     wants_number = bool(ASKS_FOR_NUMBER.search(question))
     candidates = [span for rank, clause in enumerate(ranked) for span in clause_spans(clause, rank)]
     for span in candidates:
