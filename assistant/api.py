@@ -71,7 +71,6 @@ class AssistantHolder:
                     self._error = None
                 except IndexError_ as exc:
                     self._error = exc
-                    logger.warning("index unavailable: %s", exc)
             return self._assistant
 
     def get(self) -> Assistant:
@@ -292,7 +291,10 @@ def create_app(settings: Settings | None = None, holder: AssistantHolder | None 
     async def lifespan(app: FastAPI):
         assistant = holder.load()
         if assistant is not None:
-            logger.info("index loaded: %s clauses", assistant.manifest.clauses)
+            m = assistant.manifest
+            logger.info("索引已加载：%s 个文件，%s 条条文（构建于 %s）", m.documents, m.clauses, m.built_at)
+        else:
+            logger.warning("索引不可用：%s。服务照常启动；运行 policy-qa build 后会自动生效。", holder.error)
         yield
 
     app = FastAPI(

@@ -386,6 +386,10 @@ def run_server(server: Server, host: str = "127.0.0.1", port: int = 7860) -> Non
     """Serve an already built UI + API app with uvicorn, printing the URLs (blocks until stopped)."""
     import uvicorn  # noqa: PLC0415
 
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    logging.getLogger("assistant").addHandler(handler)
+    logging.getLogger("assistant").setLevel(logging.INFO)
     print(f"{TITLE} 正在启动（首次加载索引需几秒钟）：", flush=True)
     for name, url in urls(host, port).items():
         print(f"  {name}：{url}", flush=True)

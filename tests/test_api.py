@@ -130,3 +130,20 @@ def test_openai_stream_failure_mid_way_is_an_error_chunk_without_done(assistant)
     chunks = [c.decode() for c in _stream_chunks(call)]
     assert len(chunks) == 1 and chunks[0].startswith("data: ")
     assert "poetry" in json.loads(chunks[0][len("data: "):])["error"]["message"]
+
+
+def test_index_built_after_start_is_picked_up(index_settings: Settings, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import assistant.api
+
+    monkeypatch.setattr(assistant.api, "RELOAD_RETRY_S", 0.0)
+    settings = index_settings.model_copy(update={"index_dir": tmp_path / "index",
+                                                 "feedback_path": tmp_path / "feedback.jsonl"})
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 503
+        shutil.copytree(index_settings.index_dir, settings.index_dir)  # what `policy-qa build` leaves
+        health = client.get("/healthz")
+        assert health.status_code == 200
+        assert health.json()["index"]["clauses"] > 0
