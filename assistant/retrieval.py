@@ -21,7 +21,7 @@ from .store import ClauseIndex
 from .text import expand_colloquial, tokenize
 
 Method = Literal["hybrid", "bm25", "dense"]
-NAMED_DOC_BONUS = 1.0  # in RRF units: a named document's clauses rank above unnamed ones
+NAMED_DOC_BONUS = 0.5  # in units of a first rank: a document named in the question is favoured
 
 
 @dataclass
@@ -48,11 +48,13 @@ class Retrieval:
 class ClauseSearcher:
     """Scores clauses for a query; shared by the LangChain retriever, the service and the eval."""
 
-    def __init__(self, index: ClauseIndex, embeddings: ArrayEmbeddings, candidate_k: int = 30, rrf_c: int = 60):
+    def __init__(self, index: ClauseIndex, embeddings: ArrayEmbeddings, candidate_k: int = 30, rrf_c: int = 5,
+                 dense_weight: float = 1.5):
         self.index = index
         self.embeddings = embeddings
         self.candidate_k = candidate_k
         self.rrf_c = rrf_c
+        self.dense_weight = dense_weight
         self.names = DocumentNames(index.documents)
         self._n_clauses = len(index.clauses)
         self._clause_doc = np.array([c.doc_id for c in index.clauses])
@@ -70,12 +72,13 @@ class ClauseSearcher:
         dense = self._dense_clause_scores(query)
         allowed = self._clause_doc == doc_id if doc_id else np.ones(self._n_clauses, dtype=bool)
         fused = np.zeros(self._n_clauses)
-        ranked_by = {"hybrid": (bm25, dense), "bm25": (bm25,), "dense": (dense,)}[method]
-        for scores in ranked_by:
+        rankings = {"hybrid": ((bm25, 1.0), (dense, self.dense_weight)), "bm25": ((bm25, 1.0),),
+                    "dense": ((dense, 1.0),)}[method]
+        for scores, weight in rankings:
             masked = np.where(allowed, scores, -np.inf)
             order = np.argsort(-masked)[: self.candidate_k]
             order = order[np.isfinite(masked[order]) & (masked[order] > 0)]
-            fused[order] += 1.0 / (self.rrf_c + 1 + np.arange(len(order)))
+            fused[order] += weight / (self.rrf_c + 1 + np.arange(len(order)))
         if named and method == "hybrid":
             fused[np.isin(self._clause_doc, named) & (fused > 0)] += NAMED_DOC_BONUS / (self.rrf_c + 1)
 

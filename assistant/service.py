@@ -45,7 +45,7 @@ class Assistant:
         self.index = index
         self.embeddings = embeddings
         self._calibration = calibration
-        self.searcher = ClauseSearcher(index, embeddings, settings.candidate_k, settings.rrf_c)
+        self.searcher = ClauseSearcher(index, embeddings, settings.candidate_k, settings.rrf_c, settings.dense_weight)
         self.word_stats = WordStats([c.text for c in index.clauses], index.vocabulary)
         # The generative mode's model client and prompts (checked here, at start); None without an LLM.
         self.generator: Generator | None = Generator.from_settings(settings) if llm_configured(settings) else None

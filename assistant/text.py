@@ -128,6 +128,8 @@ def content_words(text: str) -> frozenset[str]:
 # Colloquial words callers use → the formal term the texts use; added to the lexical query only.
 COLLOQUIAL_TERMS = {
     "个体户": "个体工商户",
+    "年报": "年度报告",
+    "刷脸": "实名验证 身份验证",
     "招投标": "招标投标",
     "外企": "外商投资企业",
     "外资企业": "外商投资企业",
