@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -67,7 +68,7 @@ def _print_answer(answer) -> None:  # noqa: ANN001
     for c in sources:
         meta = "，".join(x for x in (c.doc_number, f"{c.effective}起施行" if c.effective else None) if x)
         typer.secho(f"[{c.n}] 《{c.doc_title}》{c.label}" + (f"（{meta}）" if meta else ""), bold=True)
-        typer.echo(f"    {c.text}")
+        typer.echo(textwrap.indent(c.text, "    "))
 
 
 @app.command()
@@ -123,7 +124,7 @@ def search(
     for hit in hits:
         c = hit.citation
         typer.secho(f"{hit.rank}. 《{c.doc_title}》{c.label}  [{c.clause_id}]", bold=True)
-        typer.echo(f"   {c.text}\n")
+        typer.echo(textwrap.indent(c.text, "   ") + "\n")
 
 
 @app.command("eval")
