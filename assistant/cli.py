@@ -170,8 +170,8 @@ def evaluate(
     elif baseline:
         for line in regressions(report, baseline):
             typer.secho(f"regression against baseline: {line}", fg=typer.colors.YELLOW)
-    floors = json.loads((EVAL_DIR / "floors.json").read_text())
-    failures = gate(report, floors, baseline)
+    floors = json.loads((EVAL_DIR / "floors.json").read_text())[mode]
+    failures = gate(report, floors)
     if failures:
         fail("eval gate failed: " + "; ".join(failures))
     typer.secho("eval gate passed", fg=typer.colors.GREEN)

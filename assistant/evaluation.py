@@ -178,9 +178,9 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def gate(report: dict, floors: dict[str, float], baseline: dict[str, float] | None) -> list[str]:
-    """Failures of the hybrid metrics against the floors; regressions against the baseline are listed
-    as warnings by the caller (the floors are the contract)."""
+def gate(report: dict, floors: dict[str, float]) -> list[str]:
+    """Failures of the hybrid metrics against the floors (the contract); regressions against the
+    baseline are only warnings (see `regressions`)."""
     hybrid = report["methods"]["hybrid"]
     failures = []
     for name, floor in floors.items():

@@ -369,3 +369,27 @@ def test_ui_out_of_scope_never_calls_the_model(ui_url, server) -> None:
     text = ui_reply(ui_url, OUT_OF_SCOPE, "generative")
     assert "12345" in text
     assert len(server.requests) == before
+
+
+def test_generative_eval_gate_runs_against_the_scripted_server(index_settings: Settings, server, tmp_path) -> None:
+    """`policy-qa eval --mode generative` end to end, as CI runs it: ALCE scores, the gate, and no
+    request to the model for the questions retrieval declined."""
+    import os
+    import subprocess
+    import sys
+
+    before = len(server.chat_requests("answer"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLICY_QA_")}
+    env.update(POLICY_QA_INDEX_DIR=str(index_settings.index_dir), POLICY_QA_LLM_BASE_URL=server.url,
+               POLICY_QA_LLM_MODEL="grounded", POLICY_QA_LLM_TIMEOUT_S="10")
+    cli = str(Path(sys.executable).with_name("policy-qa"))
+    result = subprocess.run([cli, "eval", "--mode", "generative", "--split", "dev", "--out", str(tmp_path)],
+                            capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "eval gate passed" in result.stdout
+    report = json.loads((tmp_path / "eval-dev-generative.json").read_text())
+    hybrid = report["methods"]["hybrid"]
+    assert hybrid["citation_recall"] >= 0.9 and hybrid["citation_precision"] >= 0.9
+    assert hybrid["generated_share"] > 0.9
+    answered = sum(not r["abstained"] for r in report["records"]["hybrid"])
+    assert len(server.chat_requests("answer")) - before == answered  # declined questions never reach it
