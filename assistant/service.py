@@ -25,7 +25,7 @@ from .config import Settings, get_settings
 from .embeddings import ArrayEmbeddings, load_embeddings
 from .errors import NotFoundError, QuestionError
 from .generate import Generator, llm_configured
-from .generative_answer import ask_generative, resolve_mode, stream_generative
+from .generative_answer import ask_generative, replay, resolve_mode, stream_generative
 from .retrieval import Hit, Method, Retrieval, ClauseSearcher
 from .schema import Answer, Citation, DocumentInfo, SearchHit, StreamEvent, Timings, Turn
 from .store import ClauseIndex, IndexManifest, load_index
@@ -210,13 +210,7 @@ class Assistant:
         if resolve_mode(mode, self.generator is not None) == "generative":
             yield from stream_generative(self, self.validate_question(question), history, top_k, "hybrid")
             return
-        answer = self.ask(question, history=history, top_k=top_k, mode="extractive")
-        sources = answer.related if answer.abstained else answer.citations
-        yield StreamEvent(event="sources", data={"citations": [c.model_dump(mode="json") for c in sources]})
-        for piece in re.findall(r"[^。；！？\]]*(?:[。；！？]|\])|.+$", answer.answer):
-            if piece:
-                yield StreamEvent(event="token", data={"text": piece})
-        yield StreamEvent(event="done", data=answer.model_dump(mode="json"))
+        yield from replay(self.ask(question, history=history, top_k=top_k, mode="extractive"))
 
     # --- lookups ------------------------------------------------------------------------------
 
