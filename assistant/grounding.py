@@ -30,6 +30,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .numerals import CN_BIG as _CN_BIG
+from .numerals import CN_CHARS as _CN
+from .numerals import CN_DIGIT_CHARS as _CN_DIGIT_CHARS
+from .numerals import cn_to_number
+
 DEFAULT_MIN_SUPPORT = 0.5
 """Share of a sentence's content bigrams that its cited clauses must contain.
 
@@ -106,12 +111,6 @@ def _plain(text: str) -> str:
 # Numbers, dates, amounts, percentages
 # ---------------------------------------------------------------------------------------------
 
-_CN_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4,
-              "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
-_CN_BIG = {"万": 10_000, "亿": 100_000_000}
-_CN = "〇零一二两三四五六七八九十百千万亿"
-_CN_DIGIT_CHARS = "〇零一二两三四五六七八九"
 _NUM = rf"(?:\d+(?:\.\d+)?|[{_CN}]+)"
 
 # Words whose numeral characters are not quantities ("统一", "一件事", "十分重要").
@@ -136,40 +135,6 @@ _DATE_RE = re.compile(
 _MONTH_DAY_RE = re.compile(r"(\d{1,2}|[一二三四五六七八九十]{1,3})\s*月\s*(\d{1,2}|[一二三四五六七八九十]{1,3})\s*[日号]")
 _ARABIC_RE = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?(?:\s*([万亿]))?")
 _CN_RUN_RE = re.compile(rf"[{_CN}]+")
-
-
-def cn_to_number(text: str) -> float | None:
-    """Value of a Chinese or Arabic numeral string: "三十五" → 35, "二〇二五" → 2025, "五十万" → 500000.
-
-    Returns None when the string holds no digit (e.g. "千万" as in "千万不要").
-    """
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return float(text.replace(",", ""))
-    except ValueError:
-        pass
-    if re.fullmatch(r"\d+(?:\.\d+)?[万亿]", text):
-        return float(text[:-1]) * _CN_BIG[text[-1]]
-    if not any(c in _CN_DIGIT_CHARS or c == "十" for c in text):
-        return None
-    if not any(c in _CN_UNITS or c in _CN_BIG for c in text):  # digit by digit: 二〇二五
-        return float("".join(str(_CN_DIGITS[c]) for c in text))
-    total, section, digit = 0, 0, 0
-    for char in text:
-        if char in _CN_DIGITS:
-            digit = _CN_DIGITS[char]
-        elif char in _CN_UNITS:
-            section += (digit or 1) * _CN_UNITS[char]
-            digit = 0
-        elif char == "万":
-            total += (section + digit) * _CN_BIG[char]
-            section = digit = 0
-        elif char == "亿":
-            total = (total + section + digit) * _CN_BIG[char]
-            section = digit = 0
-    return float(total + section + digit)
 
 
 def _fmt(value: float) -> str:

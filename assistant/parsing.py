@@ -17,7 +17,8 @@ import re
 from .corpus import SourceFile
 from .errors import CorpusError
 from .schema import Clause, Document
-from .text import CN_NUMERAL, cn_to_int, split_sentences
+from .numerals import CN_NUMERAL, cn_to_int
+from .text import split_sentences
 
 _NUM = rf"(?:{CN_NUMERAL}+|\d+)"
 ARTICLE_START = re.compile(rf"^第({_NUM})条(?:之({CN_NUMERAL}+))?[\s\u3000]+(.*)$")

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from .schema import DocStatus, DocumentMeta
-from .text import CN_NUMERAL, cn_to_int
+from .numerals import CN_NUMERAL, cn_to_int
 
 _ARTICLE = re.compile(rf"第\s*({CN_NUMERAL}+|\d+)\s*条")
 _YEAR = re.compile(r"(19|20)\d{2}")

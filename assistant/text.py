@@ -1,6 +1,6 @@
 """Chinese text utilities: the one place jieba is imported.
 
-Tokenising for BM25 and coverage, sentence splitting, Chinese numerals, docx artefact cleanup.
+Tokenising for BM25 and coverage, sentence splitting, docx artefact cleanup.
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ import jieba
 
 jieba.setLogLevel(logging.WARNING)
 
-_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_UNITS = {"十": 10, "百": 100, "千": 1000}
-CN_NUMERAL = "[零〇一二两三四五六七八九十百千]"
 
 _BOOKMARK = re.compile(r"\[bookmark: [^\]]*\]")
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
@@ -36,46 +33,6 @@ STOPWORDS = frozenset(
 def clean_docx_artefacts(text: str) -> str:
     """Remove `[bookmark: _Toc…]` markers and zero-width characters that document conversion leaves."""
     return _INVISIBLE.sub("", _BOOKMARK.sub("", text))
-
-
-def cn_to_int(numeral: str) -> int:
-    """Convert a Chinese or Arabic numeral ('三十三', '二百四十', '33') to an int.
-
-    >>> cn_to_int("三十三"), cn_to_int("二百零一"), cn_to_int("十"), cn_to_int("33")
-    (33, 201, 10, 33)
-    """
-    numeral = numeral.strip()
-    if numeral.isdigit():
-        return int(numeral)
-    total, current = 0, 0
-    for char in numeral:
-        if char in _DIGITS:
-            current = _DIGITS[char]
-        elif char in _UNITS:
-            total += (current or 1) * _UNITS[char]
-            current = 0
-        else:
-            raise ValueError(f"not a Chinese numeral: {numeral!r}")
-    return total + current
-
-
-def int_to_cn(number: int) -> str:
-    """Write 1..9999 the way article numbers are written: 33 → 三十三, 10 → 十, 240 → 二百四十."""
-    if not 0 < number < 10000:
-        raise ValueError(f"article numbers run from 1 to 9999, got {number}")
-    digits = "零一二三四五六七八九"
-    parts, zero_pending = [], False
-    for unit_value, unit in ((1000, "千"), (100, "百"), (10, "十"), (1, "")):
-        digit = number // unit_value % 10
-        if digit == 0:
-            zero_pending = bool(parts)
-            continue
-        if zero_pending:
-            parts.append("零")
-            zero_pending = False
-        parts.append(digits[digit] + unit)
-    text = "".join(parts)
-    return text[1:] if text.startswith("一十") else text
 
 
 def split_sentences(text: str) -> list[str]:

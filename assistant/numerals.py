@@ -1,0 +1,78 @@
+"""Chinese and Arabic numerals → numbers: one parser for article numbers and for the grounding checks."""
+
+from __future__ import annotations
+
+import re
+
+CN_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4,
+              "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+CN_UNITS = {"十": 10, "百": 100, "千": 1000}
+CN_BIG = {"万": 10_000, "亿": 100_000_000}
+CN_CHARS = "〇零一二两三四五六七八九十百千万亿"
+CN_DIGIT_CHARS = "〇零一二两三四五六七八九"
+CN_NUMERAL = "[零〇一二两三四五六七八九十百千]"  # a regex class for article and item numbers
+
+
+def cn_to_number(text: str) -> float | None:
+    """Value of a Chinese or Arabic numeral string: "三十五" → 35, "二〇二五" → 2025, "五十万" → 500000.
+
+    Returns None when the string holds no digit (e.g. "千万" as in "千万不要").
+    """
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        pass
+    if re.fullmatch(r"\d+(?:\.\d+)?[万亿]", text):
+        return float(text[:-1]) * CN_BIG[text[-1]]
+    if not any(c in CN_DIGIT_CHARS or c == "十" for c in text):
+        return None
+    if not any(c in CN_UNITS or c in CN_BIG for c in text):  # digit by digit: 二〇二五
+        return float("".join(str(CN_DIGITS[c]) for c in text))
+    total, section, digit = 0, 0, 0
+    for char in text:
+        if char in CN_DIGITS:
+            digit = CN_DIGITS[char]
+        elif char in CN_UNITS:
+            section += (digit or 1) * CN_UNITS[char]
+            digit = 0
+        elif char == "万":
+            total += (section + digit) * CN_BIG[char]
+            section = digit = 0
+        elif char == "亿":
+            total = (total + section + digit) * CN_BIG[char]
+            section = digit = 0
+    return float(total + section + digit)
+
+
+def cn_to_int(numeral: str) -> int:
+    """An article or item number ('三十三', '二百四十', '33') as an int; ValueError for anything else.
+
+    >>> cn_to_int("三十三"), cn_to_int("二百零一"), cn_to_int("十"), cn_to_int("33")
+    (33, 201, 10, 33)
+    """
+    value = cn_to_number(numeral) if numeral.strip() and not set(numeral.strip()) - set("0123456789" + CN_CHARS) else None
+    if value is None or value != int(value):
+        raise ValueError(f"not a Chinese numeral: {numeral!r}")
+    return int(value)
+
+
+def int_to_cn(number: int) -> str:
+    """Write 1..9999 the way article numbers are written: 33 → 三十三, 10 → 十, 240 → 二百四十."""
+    if not 0 < number < 10000:
+        raise ValueError(f"article numbers run from 1 to 9999, got {number}")
+    digits = "零一二三四五六七八九"
+    parts, zero_pending = [], False
+    for unit_value, unit in ((1000, "千"), (100, "百"), (10, "十"), (1, "")):
+        digit = number // unit_value % 10
+        if digit == 0:
+            zero_pending = bool(parts)
+            continue
+        if zero_pending:
+            parts.append("零")
+            zero_pending = False
+        parts.append(digits[digit] + unit)
+    text = "".join(parts)
+    return text[1:] if text.startswith("一十") else text
