@@ -266,11 +266,17 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
         return [h.model_dump(mode="json") for h in hits], f"找到 {len(hits)} 条相关条文："
 
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_height=True) as demo:
+        gr.Markdown(
+            f"## {TITLE}\n依据厦门营商环境行动方案及相关国家法律法规作答：答案中的 [n] 指向出处，"
+            "点开“来源”即可查看条文原文。仅供参考，以官方发布的文件为准。",
+            elem_id="page-header",
+        )
         banner = gr.Markdown(visible=False, elem_id="index-banner")
         with gr.Tabs():
             with gr.Tab("政策咨询", id="chat"):
                 chatbot = gr.Chatbot(
                     label="政策问答",
+                    show_label=False,
                     height="62vh",
                     placeholder="**您好！** 我可以解答厦门营商环境政策和相关法规问题，答案会标注出处 [n]。",
                     feedback_options=("Like", "Dislike"),
