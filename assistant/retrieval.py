@@ -7,6 +7,7 @@ in the question ("破产法里管理人…") gives that document's clauses a fus
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -21,6 +22,7 @@ from .store import ClauseIndex
 from .text import expand_colloquial, tokenize
 
 Method = Literal["hybrid", "bm25", "dense"]
+QUERY_CACHE_SIZE = 4096
 NAMED_DOC_BONUS = 0.5  # in units of a first rank: a document named in the question is favoured
 
 
@@ -58,6 +60,8 @@ class ClauseSearcher:
         self.names = DocumentNames(index.documents)
         self._n_clauses = len(index.clauses)
         self._clause_doc = np.array([c.doc_id for c in index.clauses])
+        # Embedding the query is most of a question's cost, and hotline questions repeat.
+        self._query_vector = lru_cache(maxsize=QUERY_CACHE_SIZE)(self._embed_query)
 
     def retrieve(self, query: str, k: int = 5, method: Method = "hybrid", doc_id: str | None = None) -> Retrieval:
         reference = parse_reference(query, self.names)
@@ -69,7 +73,7 @@ class ClauseSearcher:
 
         # Both are scored whatever the method: abstention reads signals from each.
         bm25 = self._bm25_clause_scores(query)
-        dense = self._dense_clause_scores(query)
+        dense = self._dense_clause_scores(query, exhaustive=doc_id is not None)
         allowed = self._clause_doc == doc_id if doc_id else np.ones(self._n_clauses, dtype=bool)
         fused = np.zeros(self._n_clauses)
         rankings = {"hybrid": ((bm25, 1.0), (dense, self.dense_weight)), "bm25": ((bm25, 1.0),),
@@ -112,10 +116,15 @@ class ClauseSearcher:
             np.maximum.at(clause_scores, self.index.unit_clause, unit_scores)
         return clause_scores
 
-    def _dense_clause_scores(self, query: str) -> np.ndarray:
+    def _embed_query(self, query: str) -> np.ndarray:
         vector = self.embeddings.embed_query_array(query).reshape(1, -1)
-        n = min(self.index.dense.ntotal, self.candidate_k * 8)
-        scores, rows = self.index.dense.search(vector, n)
+        vector.setflags(write=False)  # shared by every caller of the cache
+        return vector
+
+    def _dense_clause_scores(self, query: str, exhaustive: bool = False) -> np.ndarray:
+        """Best unit score per clause; `exhaustive` scores every unit (a document filter needs them all)."""
+        n = self.index.dense.ntotal if exhaustive else min(self.index.dense.ntotal, self.candidate_k * 8)
+        scores, rows = self.index.dense.search(self._query_vector(query), n)
         clause_scores = np.zeros(self._n_clauses)
         valid = rows[0] >= 0
         np.maximum.at(clause_scores, self.index.unit_clause[rows[0][valid]], scores[0][valid])

@@ -144,6 +144,9 @@ def test_stream_sends_sources_then_tokens_then_done(assistant) -> None:
 def test_search_filters_by_document_and_lookups_fail_clearly(assistant) -> None:
     hits = assistant.search("清算组", doc_id="gongsi-fa", k=5)
     assert hits and all(h.citation.doc_id == "gongsi-fa" for h in hits)
+    # No clause of this document says 注销, and it is far from the global top: still ranked within it.
+    hits = assistant.search("注销", doc_id="cujin-geti-gongshanghu-fazhan-tiaoli", k=3)
+    assert len(hits) == 3 and all(h.citation.doc_id == "cujin-geti-gongshanghu-fazhan-tiaoli" for h in hits)
     with pytest.raises(NotFoundError, match="未找到文件"):
         assistant.search("清算组", doc_id="no-such-doc")
     assert assistant.clause(DENGJI_33).label == "第三十三条"
