@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from .answer import version_notices
 from .errors import QuestionError
-from .generate import NOTICE_FAILED, Generation, Retrieved
 from .schema import Answer, Grounding, StreamEvent, Timings, Turn
 
 if TYPE_CHECKING:
+    from .generate import Generation, Retrieved
     from .service import Assistant
 
 MODES = ("extractive", "generative")
@@ -56,6 +56,8 @@ class _Run:
 
     def retrieve(self, standalone: str) -> Retrieved:
         """Extractive answer (abstention verdict + fallback), then the top-k clauses numbered 1..k."""
+        from .generate import Retrieved
+
         a = self.assistant
         k = self.top_k or a.settings.top_k
         if self.history and standalone != self.question:  # the model condensed a follow-up
@@ -75,6 +77,8 @@ class _Run:
 
     def answer(self, generation: Generation) -> Answer:
         """The Answer users get from a finished generation, whichever way it went."""
+        from .generate import NOTICE_FAILED
+
         if generation.retrieved is None:  # condensation failed before retrieval
             answer = self.extractive()
             answer.notices.insert(0, generation.error or NOTICE_FAILED)

@@ -15,6 +15,7 @@ import math
 import re
 import time
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from .abstention import Calibration, Signals, WordStats, rule_out_of_scope
 from .answer import (
@@ -24,12 +25,14 @@ from .answer import (
 from .config import Settings, get_settings
 from .embeddings import ArrayEmbeddings, load_embeddings
 from .errors import NotFoundError, QuestionError
-from .generate import Generator, llm_configured
 from .generative_answer import ask_generative, replay, resolve_mode, stream_generative
 from .retrieval import Hit, Method, Retrieval, ClauseSearcher
 from .schema import Answer, Citation, DocumentInfo, SearchHit, StreamEvent, Timings, Turn
 from .store import ClauseIndex, IndexManifest, load_index
 from .text import content_words
+
+if TYPE_CHECKING:
+    from .generate import Generator
 
 RELATED_ON_ABSTAIN = 3
 ANSWER_CLAUSES = 3          # clauses whose sentences compete for the answer
@@ -47,8 +50,13 @@ class Assistant:
         self._calibration = calibration
         self.searcher = ClauseSearcher(index, embeddings, settings.candidate_k, settings.rrf_c, settings.dense_weight)
         self.word_stats = WordStats([c.text for c in index.clauses], index.vocabulary)
-        # The generative mode's model client and prompts (checked here, at start); None without an LLM.
-        self.generator: Generator | None = Generator.from_settings(settings) if llm_configured(settings) else None
+        # The generative mode's model client and prompts (checked here, at start); None without an LLM,
+        # in which case langchain's chain machinery is never imported (it costs a third of a second).
+        self.generator: Generator | None = None
+        if settings.llm_base_url:
+            from .generate import Generator
+
+            self.generator = Generator.from_settings(settings)
 
     @classmethod
     def load(cls, settings: Settings | None = None) -> "Assistant":

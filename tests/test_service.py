@@ -9,7 +9,7 @@ import pytest
 from assistant.answer import ABSTAIN_REPLY, INSTRUCTION_REPLY
 from assistant.errors import NotFoundError, QuestionError
 from assistant.grounding import parse_markers, split_sentences, strip_markers
-from assistant.retrieval import ClauseRetriever
+from assistant.retriever import ClauseRetriever
 from assistant.schema import Turn
 
 DENGJI_33 = "shichang-zhuti-dengji-guanli-tiaoli#33"
