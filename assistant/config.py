@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     dense_weight: float = Field(
         1.5, gt=0, description="weight of the dense ranking in fusion (BM25 has 1); tuned on the dev split"
     )
+    query_cache_size: int = Field(
+        4096, ge=0, description="query vectors kept for repeated questions; 0 turns the cache off"
+    )
     max_question_chars: int = Field(500, ge=10, description="longer questions are refused")
     max_answer_sentences: int = Field(3, ge=1, le=8)
 

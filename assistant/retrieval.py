@@ -21,7 +21,6 @@ from .store import ClauseIndex
 from .text import expand_colloquial, tokenize
 
 Method = Literal["hybrid", "bm25", "dense"]
-QUERY_CACHE_SIZE = 4096
 NAMED_DOC_BONUS = 0.5  # in units of a first rank: a document named in the question is favoured
 
 
@@ -50,7 +49,7 @@ class ClauseSearcher:
     """Scores clauses for a query; shared by the LangChain retriever, the service and the eval."""
 
     def __init__(self, index: ClauseIndex, embeddings: ArrayEmbeddings, candidate_k: int = 30, rrf_c: int = 5,
-                 dense_weight: float = 1.5):
+                 dense_weight: float = 1.5, query_cache_size: int = 4096):
         self.index = index
         self.embeddings = embeddings
         self.candidate_k = candidate_k
@@ -60,7 +59,7 @@ class ClauseSearcher:
         self._n_clauses = len(index.clauses)
         self._clause_doc = np.array([c.doc_id for c in index.clauses])
         # Embedding the query is most of a question's cost, and hotline questions repeat.
-        self._query_vector = lru_cache(maxsize=QUERY_CACHE_SIZE)(self._embed_query)
+        self._query_vector = lru_cache(maxsize=query_cache_size)(self._embed_query)
 
     def retrieve(self, query: str, k: int = 5, method: Method = "hybrid", doc_id: str | None = None) -> Retrieval:
         reference = parse_reference(query, self.names)

@@ -48,7 +48,9 @@ class Assistant:
         self.index = index
         self.embeddings = embeddings
         self._calibration = calibration
-        self.searcher = ClauseSearcher(index, embeddings, settings.candidate_k, settings.rrf_c, settings.dense_weight)
+        self.searcher = ClauseSearcher(
+            index, embeddings, settings.candidate_k, settings.rrf_c, settings.dense_weight, settings.query_cache_size
+        )
         self.word_stats = WordStats([c.text for c in index.clauses], index.vocabulary)
         # The generative mode's model client and prompts (checked here, at start); None without an LLM,
         # in which case langchain's chain machinery is never imported (it costs a third of a second).

@@ -2,6 +2,7 @@
 
     python bench/bench_api.py                        # starts `policy-qa serve` on a free port
     python bench/bench_api.py --url http://127.0.0.1:7860 --requests 2000 --concurrency 1 8
+    python bench/bench_api.py --no-query-cache        # every request embeds its question (worst case)
 
 Reports p50/p95/p99 latency, throughput and the error count per concurrency level (a table, plus
 one JSON object per level with --json). Every request is real HTTP to a real uvicorn server on
@@ -100,12 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=30, help="unmeasured requests first")
     parser.add_argument("--questions", type=Path, default=ROOT / "eval" / "questions.jsonl")
     parser.add_argument("--json", action="store_true", help="also print one JSON object per level")
+    parser.add_argument("--no-query-cache", action="store_true",
+                        help="start the server with the query-vector cache off (every request embeds its question)")
     args = parser.parse_args(argv)
 
     questions = dev_questions(args.questions)
     server = None
     if args.url is None:
-        server = LiveServer(Path(tempfile.mkdtemp(prefix="bench-api-")), args.index_dir).start()
+        env = {"POLICY_QA_QUERY_CACHE_SIZE": "0"} if args.no_query_cache else {}
+        server = LiveServer(Path(tempfile.mkdtemp(prefix="bench-api-")), args.index_dir, **env).start()
         url = server.base_url
     else:
         url = args.url.rstrip("/")
