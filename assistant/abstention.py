@@ -67,7 +67,7 @@ class Calibration:
         return 1.0 / (1.0 + math.exp(-z))
 
     @classmethod
-    def load(cls, path: Path = CALIBRATION_FILE) -> "Calibration":
+    def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             return cls(weights=tuple(float(data["weights"][name]) for name in FEATURES), bias=float(data["bias"]))

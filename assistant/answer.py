@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 
 from .grounding import split_sentences as answer_sentences
-from .schema import Citation, Clause, DocStatus, DocumentMeta
 from .numerals import int_to_cn
+from .schema import Citation, Clause, DocStatus, DocumentMeta
 from .text import content_words, expand_colloquial, split_sentences
 
 ABSTAIN_REPLY = (

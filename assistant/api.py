@@ -15,9 +15,9 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status

@@ -17,7 +17,13 @@ from pydantic import BaseModel
 
 from .abstention import Calibration, fit_logistic, rule_out_of_scope
 from .grounding import (
-    citation_scores, citation_texts, missing_numbers, numbers_in, parse_markers, split_sentences, strip_markers,
+    citation_scores,
+    citation_texts,
+    missing_numbers,
+    numbers_in,
+    parse_markers,
+    split_sentences,
+    strip_markers,
 )
 from .retrieval import Method
 from .schema import Answer

@@ -16,8 +16,8 @@ import re
 
 from .corpus import SourceFile
 from .errors import CorpusError
-from .schema import Clause, Document
 from .numerals import CN_NUMERAL, cn_to_int
+from .schema import Clause, Document
 from .text import split_sentences
 
 _NUM = rf"(?:{CN_NUMERAL}+|\d+)"

@@ -19,14 +19,21 @@ from typing import TYPE_CHECKING
 
 from .abstention import Calibration, Signals, WordStats, rule_out_of_scope
 from .answer import (
-    ABSTAIN_REPLY, INSTRUCTION_REPLY, compose, make_citation, missing_article_reply, reference_answer,
-    select_spans, unknown_document_reply, version_notices,
+    ABSTAIN_REPLY,
+    INSTRUCTION_REPLY,
+    compose,
+    make_citation,
+    missing_article_reply,
+    reference_answer,
+    select_spans,
+    unknown_document_reply,
+    version_notices,
 )
 from .config import Settings, get_settings
 from .embeddings import ArrayEmbeddings, load_embeddings
 from .errors import NotFoundError, QuestionError
 from .generative_answer import ask_generative, replay, resolve_mode, stream_generative
-from .retrieval import Hit, Method, Retrieval, ClauseSearcher
+from .retrieval import ClauseSearcher, Hit, Method, Retrieval
 from .schema import Answer, Citation, DocumentInfo, SearchHit, StreamEvent, Timings, Turn
 from .store import ClauseIndex, IndexManifest, load_index
 from .text import content_words
@@ -61,7 +68,7 @@ class Assistant:
             self.generator = Generator.from_settings(settings)
 
     @classmethod
-    def load(cls, settings: Settings | None = None) -> "Assistant":
+    def load(cls, settings: Settings | None = None) -> Assistant:
         settings = settings or get_settings()
         index = load_index(settings)
         assistant = cls(settings, index, load_embeddings(settings.embedding_model, settings.embedding_batch_size))

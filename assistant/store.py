@@ -64,8 +64,8 @@ class ClauseIndex:
     documents: dict[str, DocumentMeta]
     clauses: list[Clause]
     unit_clause: np.ndarray      # unit row → clause index
-    dense: "faiss.Index"         # noqa: F821 - faiss has no stubs
-    bm25: "bm25s.BM25"           # noqa: F821
+    dense: faiss.Index           # noqa: F821 - imported lazily; faiss has no stubs
+    bm25: bm25s.BM25             # noqa: F821 - imported lazily
     vocabulary: list[str]        # the corpus's policy vocabulary (quoted plan terms, document names)
 
     def __post_init__(self) -> None:
