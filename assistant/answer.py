@@ -26,7 +26,8 @@ ASKS_FOR_NUMBER = re.compile(r"多久|多长|几天|几日|几个|多少|期限|
 _HAS_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万]+(日|天|年|个月|个工作日|万元|元|倍|%|分之)|百分之")
 _ITEM_LINE = re.compile(r"\n(?=[（(][一二三四五六七八九十]+[）)])")
 MAX_SPAN_CHARS = 220
-MAX_LIST_CHARS = 320   # a 款 with many 项 is cut after the items that fit; the rest is one click away
+MAX_LIST_CHARS = 320   # a 款 with many 项 is cut after the items that fit, and says so
+MORE_ITEMS_NOTE = "（其余各项见条文全文）"
 
 
 @dataclass
@@ -59,10 +60,12 @@ def clause_spans(clause: Clause, rank: int) -> list[Span]:
 
 
 def _shorten_list(paragraph: str) -> str:
+    """The items that fit; a cut list says so, lest a caller take the quoted items for all of them."""
     lines = paragraph.split("\n")
     kept = [lines[0]]
     for line in lines[1:]:
         if sum(map(len, kept)) + len(line) > MAX_LIST_CHARS:
+            kept.append(MORE_ITEMS_NOTE)
             break
         kept.append(line)
     return "\n".join(kept)

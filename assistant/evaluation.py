@@ -95,6 +95,7 @@ def citations_valid(answer: Answer, assistant: Assistant) -> bool:
 def answer_metrics(assistant: Assistant, questions: list[EvalQuestion], method: Method,
                    mode: str = "extractive") -> tuple[dict, list[dict]]:
     """Answer-level metrics, plus one record per question for the JSON report."""
+    assistant.searcher.clear_query_cache()  # time first-time questions, not cache hits
     records = []
     answers: list[Answer] = []
     latencies: list[float] = []

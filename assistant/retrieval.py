@@ -114,6 +114,10 @@ class ClauseSearcher:
             np.maximum.at(clause_scores, self.index.unit_clause, unit_scores)
         return clause_scores
 
+    def clear_query_cache(self) -> None:
+        """Forget cached query vectors (the eval does, so that its latencies are first-time ones)."""
+        self._query_vector.cache_clear()
+
     def _embed_query(self, query: str) -> np.ndarray:
         vector = self.embeddings.embed_query_array(query).reshape(1, -1)
         vector.setflags(write=False)  # shared by every caller of the cache

@@ -24,7 +24,7 @@ def assert_every_sentence_is_quoted_from_what_it_cites(answer) -> None:  # noqa:
         assert markers, f"no citation marker: {sentence}"
         assert all(n in texts for n in markers), f"marker points nowhere: {sentence}"
         body = strip_markers(sentence).strip()
-        if "全文见引用" not in body:
+        if "条文全文" not in body:  # the pointers to the full clause are ours, not quotes
             assert any(body in texts[n] for n in markers), f"not a span of its clause: {body}"
 
 
@@ -74,6 +74,20 @@ def test_a_follow_up_in_context_reads_the_right_document(assistant) -> None:
     history = [Turn(role="user", content="我想查一下破产法"), Turn(role="assistant", content="好的")]
     answer = assistant.ask("第二条是什么", history=history)
     assert answer.citations[0].clause_id == "qiye-pochan-fa#2"
+
+
+def test_a_long_list_is_cut_with_a_pointer_to_the_full_clause(assistant) -> None:
+    from assistant.answer import MAX_LIST_CHARS, MORE_ITEMS_NOTE, clause_spans
+
+    def lists(clause):  # noqa: ANN001, ANN202
+        return [s.text for s in clause_spans(clause, 0) if "\n（" in s.text]
+
+    long_list = next(c for c in assistant.index.clauses
+                     if any("\n（" in p and len(p) > MAX_LIST_CHARS + 100 for p in c.paragraphs))
+    (cut, *_) = [text for text in lists(long_list) if text.endswith(MORE_ITEMS_NOTE)]
+    assert all(line in long_list.text for line in cut.split("\n")[:-1])
+    short = assistant.index.clauses[assistant.index.by_id["shichang-zhuti-dengji-guanli-tiaoli#2"]]
+    assert lists(short) and not any(MORE_ITEMS_NOTE in text for text in lists(short))
 
 
 def test_an_article_beyond_the_end_of_a_document_is_declined(assistant) -> None:
