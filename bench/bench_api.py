@@ -27,19 +27,14 @@ sys.path.insert(0, str(ROOT / "tests"))  # LiveServer: the same launcher the API
 
 from live_server import LiveServer  # noqa: E402
 
+from assistant.evaluation import load_questions, percentile  # noqa: E402
+
 
 def dev_questions(path: Path) -> list[str]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    questions = [r["question"] for r in rows if r.get("split") == "dev"]
+    questions = [q.question for q in load_questions(path, split="dev")]
     if not questions:
         raise SystemExit(f"no dev questions in {path}")
     return questions
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
-    return ordered[rank]
 
 
 def run_level(url: str, questions: list[str], concurrency: int, total: int) -> dict:
@@ -83,9 +78,9 @@ def run_level(url: str, questions: list[str], concurrency: int, total: int) -> d
         "requests": len(latencies),
         "errors": len(errors),
         "error_samples": errors[:3],
-        "p50_ms": round(percentile(latencies, 50), 1),
-        "p95_ms": round(percentile(latencies, 95), 1),
-        "p99_ms": round(percentile(latencies, 99), 1),
+        "p50_ms": round(percentile(latencies, 0.50), 1),
+        "p95_ms": round(percentile(latencies, 0.95), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
         "mean_ms": round(statistics.fmean(latencies), 1),
         "max_ms": round(max(latencies), 1),
         "throughput_rps": round(len(latencies) / wall, 1),
