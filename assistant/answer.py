@@ -129,6 +129,13 @@ def missing_article_reply(meta: DocumentMeta, article: int, last_article: int) -
     )
 
 
+def unnumbered_document_reply(meta: DocumentMeta) -> str:
+    return (
+        f"《{meta.title}》不按“第X条”编号，而是按“一、（一）1.”分部分、分措施编排，因此没有该条。"
+        "请直接描述您要了解的措施（例如“一件事一次办”“带押过户”），或在条文检索中按关键词查找。"
+    )
+
+
 def unknown_document_reply(name: str) -> str:
     return (
         f"政策库目前未收录《{name.strip('《》')}》，无法提供该条文。本库收录厦门营商环境行动方案及相关国家法律法规；"

@@ -28,8 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .api_errors import BodyLimitMiddleware, ErrorBody, install_error_handlers, question_error
 from .config import Settings, get_settings
-from .errors import IndexError_, PolicyQAError
+from .errors import IndexError_, PolicyQAError, QuestionError
 from .feedback import FeedbackEntry, FeedbackStore
+from .question import clean_text, validate_question
 from .schema import Answer, Citation, DocumentInfo, SearchHit, Turn
 from .service import Assistant
 
@@ -71,6 +72,11 @@ class AssistantHolder:
                     self._error = None
                 except IndexError_ as exc:
                     self._error = exc
+                except PolicyQAError as exc:  # e.g. the corpus directory is gone: still a 503, not a crash
+                    self._error = IndexError_(str(exc))
+                except Exception as exc:  # noqa: BLE001 - the server stays up and says why
+                    logger.exception("loading the index failed")
+                    self._error = IndexError_(f"loading the index failed ({type(exc).__name__})")
             return self._assistant
 
     def get(self) -> Assistant:
@@ -159,15 +165,11 @@ def get_app_settings(request: Request) -> Settings:
 
 
 def check_question(question: str, settings: Settings, field: str = "question", where: str = "body") -> str:
-    """Strip a question; refuse blank or over-long ones with a 422 that says so."""
-    text = question.strip()
-    if not text:
-        raise question_error("问题不能为空（或只有空白）", question, field, where)
-    if len(text) > settings.max_question_chars:
-        raise question_error(
-            f"问题过长：{len(text)} 字，上限 {settings.max_question_chars} 字", question[:50] + "…", field, where
-        )
-    return text
+    """The question as `validate_question` cleans it; a blank or over-long one is a 422 naming the field."""
+    try:
+        return validate_question(question, settings.max_question_chars)
+    except QuestionError as exc:
+        raise question_error(str(exc), clean_text(question)[:50], field, where) from None
 
 
 # Request fields beyond question/history/top_k that are handed to `Assistant.ask`/`stream` when

@@ -174,10 +174,42 @@ def install_error_handlers(app: FastAPI, *, max_body_bytes: int) -> None:
         logger.exception("unexpected PolicyQAError", exc_info=exc)
         return error_response(request, 500, f"处理失败：{exc}")
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s", request.url.path, exc_info=exc)
-        return error_response(request, 500, "服务器内部错误，请稍后重试")
+    # Unexpected exceptions are answered by InternalErrorMiddleware (see there why not a handler here).
+    app.add_middleware(InternalErrorMiddleware)
+
+
+class InternalErrorMiddleware:
+    """Answer an unexpected exception with a JSON 500 and keep the connection usable.
+
+    Starlette's own catch-all (`exception_handler(Exception)`) sends the 500 and then re-raises, and
+    uvicorn answers a re-raised exception by dropping the keep-alive connection without saying
+    `Connection: close`, so a client's next request on it got an empty reply. Here the exception is
+    logged with its traceback (log only, never the response) and stops.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception("unhandled error on %s", scope.get("path"))
+            if started:  # too late for a status code; end the body so the client is not left waiting
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            response = error_response(Request(scope), 500, "服务器内部错误，请稍后重试")
+            await response(scope, receive, send)
 
 
 class BodyLimitMiddleware:

@@ -12,6 +12,7 @@ import typer
 
 from .config import get_settings
 from .errors import PolicyQAError
+from .question import clean_text
 
 app = typer.Typer(
     help="Cited Q&A over Xiamen's business-environment plan and the national regulations behind it.",
@@ -19,6 +20,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def main() -> None:
+    """Cited Q&A over Xiamen's business-environment plan and the national regulations behind it."""
+    for stream in (sys.stdout, sys.stderr):  # a stray surrogate in a message must not become a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -92,13 +101,15 @@ def ask(
             _print_answer(answer)
         return
     failures = 0
+    sys.stdin.reconfigure(errors="replace")  # an undecodable byte spoils its line, not the batch
     for line in sys.stdin:
-        line = line.rstrip("\n")
+        line = clean_text(line.rstrip("\n"))
         try:
             answer = assistant.ask(line, top_k=top_k, mode=mode)
-        except PolicyQAError as exc:
+        except Exception as exc:  # noqa: BLE001 - one bad line must not end the batch
             failures += 1
-            typer.echo(json.dumps({"question": line, "error": str(exc)}, ensure_ascii=False))
+            message = str(exc) if isinstance(exc, PolicyQAError) else f"处理该问题时出现内部错误（{type(exc).__name__}）"
+            typer.echo(json.dumps({"question": line, "error": message}, ensure_ascii=False))
             continue
         typer.echo(answer.model_dump_json() if as_json else answer.answer)
     if failures:

@@ -48,8 +48,10 @@ class FeedbackStore:
         line = json.dumps(record, ensure_ascii=False) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(line)
+            with self.path.open("ab") as fh:
+                if fh.tell() and not _ends_with_newline(self.path):
+                    fh.write(b"\n")  # a torn last line (a crash mid-write) must not swallow this record
+                fh.write(line.encode("utf-8"))
                 fh.flush()
 
     def add(
@@ -87,7 +89,7 @@ class FeedbackStore:
             return []
         entries: dict[str, FeedbackEntry] = {}
         reasons: dict[str, str] = {}
-        with self.path.open(encoding="utf-8") as fh:
+        with self.path.open(encoding="utf-8", errors="replace") as fh:  # a damaged byte spoils one line only
             for line in fh:
                 try:
                     record = json.loads(line)
@@ -107,6 +109,12 @@ class FeedbackStore:
             if ref in entries and reason:
                 entries[ref] = entries[ref].model_copy(update={"reason": reason})
         return list(entries.values())
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(-1, 2)
+        return fh.read(1) == b"\n"
 
 
 def _clean_reason(reason: str | None) -> str | None:

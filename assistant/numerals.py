@@ -60,19 +60,15 @@ def cn_to_int(numeral: str) -> int:
 
 
 def int_to_cn(number: int) -> str:
-    """Write 1..9999 the way article numbers are written: 33 → 三十三, 10 → 十, 240 → 二百四十."""
-    if not 0 < number < 10000:
-        raise ValueError(f"article numbers run from 1 to 9999, got {number}")
-    digits = "零一二三四五六七八九"
-    parts, zero_pending = [], False
-    for unit_value, unit in ((1000, "千"), (100, "百"), (10, "十"), (1, "")):
-        digit = number // unit_value % 10
-        if digit == 0:
-            zero_pending = bool(parts)
-            continue
-        if zero_pending:
-            parts.append("零")
-            zero_pending = False
-        parts.append(digits[digit] + unit)
-    text = "".join(parts)
-    return text[1:] if text.startswith("一十") else text
+    """An integer as Chinese numerals the way article numbers are written: 33 → 三十三, 10 → 十, 0 → 零.
+
+    cn2an does the work (it covers 0, 万 and 亿, which a hand-written converter got wrong); it is imported
+    here, on the rare paths that print a number, because it adds a quarter second to start-up. Beyond
+    its 16 digits the number is written in Arabic digits rather than failing.
+    """
+    import cn2an
+
+    try:
+        return cn2an.an2cn(int(number))
+    except ValueError:
+        return str(number)

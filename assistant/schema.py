@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from .question import clean_text
 
 
 class DocStatus(str, Enum):
@@ -129,10 +132,10 @@ class SearchHit(BaseModel):
 
 
 class Turn(BaseModel):
-    """One earlier chat turn, passed with a follow-up question."""
+    """One earlier chat turn, passed with a follow-up question (cleaned like a question is)."""
 
     role: str = Field(pattern="^(user|assistant)$")
-    content: str
+    content: Annotated[str, AfterValidator(clean_text)]
 
 
 class DocumentInfo(BaseModel):

@@ -27,11 +27,13 @@ from .answer import (
     reference_answer,
     select_spans,
     unknown_document_reply,
+    unnumbered_document_reply,
     version_notices,
 )
 from .config import Settings, get_settings
 from .embeddings import ArrayEmbeddings, load_embeddings
-from .errors import NotFoundError, QuestionError
+from .errors import NotFoundError
+from .question import validate_question
 from .generative_answer import ask_generative, replay, resolve_mode, stream_generative
 from .retrieval import ClauseSearcher, Hit, Method, Retrieval
 from .schema import Answer, Citation, DocumentInfo, SearchHit, StreamEvent, Timings, Turn
@@ -93,17 +95,8 @@ class Assistant:
     # --- questions ---------------------------------------------------------------------------
 
     def validate_question(self, question: str) -> str:
-        """The question stripped, or a QuestionError that tells the user what to change."""
-        if not isinstance(question, str):
-            raise QuestionError("问题必须是文本。")
-        question = question.strip()
-        if not question:
-            raise QuestionError("问题为空：请输入要咨询的问题，例如“简易注销怎么办理？”。")
-        if len(question) > self.settings.max_question_chars:
-            raise QuestionError(
-                f"问题过长（{len(question)}字）：请精简到{self.settings.max_question_chars}字以内，一次问一个问题。"
-            )
-        return question
+        """The question cleaned and stripped, or a QuestionError that tells the user what to change."""
+        return validate_question(question, self.settings.max_question_chars)
 
     def retrieval_query(self, question: str, history: Sequence[Turn] | None) -> str:
         """A follow-up ("那个体户呢？") borrows the previous question's topic for retrieval."""
@@ -161,7 +154,10 @@ class Assistant:
                               citations=[make_citation(1, clause, meta)],
                               notices=version_notices([meta], []))
             last = max((c.number or 0) for c in index.clauses if c.doc_id == meta.doc_id)
-            if reference.article > last:
+            if last == 0:  # a plan: parts and measures, no 第X条
+                return Answer(question=question, answer=unnumbered_document_reply(meta), abstained=True,
+                              related=[self._citation(i + 1, h) for i, h in enumerate(retrieval.hits[:RELATED_ON_ABSTAIN])])
+            if not 1 <= reference.article <= last:
                 return Answer(question=question, answer=missing_article_reply(meta, reference.article, last),
                               abstained=True)
 

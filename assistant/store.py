@@ -20,9 +20,11 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from pydantic import BaseModel
@@ -38,6 +40,7 @@ from .text import load_user_words, tokenize
 from .units import Unit, policy_vocabulary, units_for
 
 SCHEMA_VERSION = 1
+T = TypeVar("T")
 BUILD_HINT = "run `policy-qa build`"
 
 
@@ -190,7 +193,7 @@ def load_index(settings: Settings, check_corpus: bool = True) -> ClauseIndex:
     manifest = _read_manifest(index_dir)
     if manifest.schema_version != SCHEMA_VERSION:
         raise IndexStaleError(
-            f"the index in {index_dir} has schema version {manifest.schema_version}, this program "
+            f"the index in {index_dir.name}/ has schema version {manifest.schema_version}, this program "
             f"reads version {SCHEMA_VERSION}: {BUILD_HINT} again"
         )
     if manifest.embedding_setting != settings.embedding_model:
@@ -200,36 +203,72 @@ def load_index(settings: Settings, check_corpus: bool = True) -> ClauseIndex:
         )
     if check_corpus and manifest.corpus_hash != corpus_hash(corpus_files(settings.corpus_dir)):
         raise IndexStaleError(
-            f"the corpus in {settings.corpus_dir} changed since the index was built: {BUILD_HINT} again"
+            f"the corpus in {settings.corpus_dir.name}/ changed since the index was built: {BUILD_HINT} again"
         )
-    try:
-        documents = {
-            m["doc_id"]: DocumentMeta.model_validate(m)
-            for m in json.loads((index_dir / "documents.json").read_text(encoding="utf-8"))
-        }
-        clauses = [Clause.model_validate_json(line) for line in _read_lines(index_dir / "clauses.jsonl")]
-        unit_clause = np.array(
-            [json.loads(line)["clause"] for line in _read_lines(index_dir / "units.jsonl")], dtype=np.int64
-        )
-        dense = faiss.read_index(str(index_dir / "dense.faiss"))
-        bm25 = bm25s.BM25.load(str(index_dir / "bm25"), allow_pickle=False)
-        vocabulary = (index_dir / "user_dict.txt").read_text(encoding="utf-8").split()
-        load_user_words(vocabulary)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise IndexError_(f"the index in {index_dir} is damaged ({exc}): {BUILD_HINT} again") from None
-    if dense.ntotal != len(unit_clause) or dense.d != manifest.dim:
-        raise IndexError_(f"the index in {index_dir} is inconsistent: {BUILD_HINT} again")
+    documents = _load_component(index_dir, "documents.json", _read_documents)
+    clauses = _load_component(index_dir, "clauses.jsonl", _read_clauses)
+    unit_clause = _load_component(index_dir, "units.jsonl", _read_unit_clauses)
+    dense = _load_component(index_dir, "dense.faiss", lambda p: faiss.read_index(str(p)))
+    bm25 = _load_component(index_dir, "bm25", lambda p: bm25s.BM25.load(str(p), allow_pickle=False))
+    vocabulary = _load_component(index_dir, "user_dict.txt", lambda p: p.read_text(encoding="utf-8").split())
+    problem = _inconsistency(manifest, documents, clauses, unit_clause, dense, bm25)
+    if problem:
+        raise IndexError_(f"the index in {index_dir.name}/ is inconsistent ({problem}): {BUILD_HINT} again")
+    load_user_words(vocabulary)
     return ClauseIndex(manifest, documents, clauses, unit_clause, dense, bm25, vocabulary)
+
+
+def _load_component(index_dir: Path, name: str, read: Callable[[Path], T]) -> T:
+    """Read one index file; any failure becomes one line naming the file (no absolute path, no C++ trace)."""
+    try:
+        return read(index_dir / name)
+    except FileNotFoundError:
+        raise IndexError_(f"the index file {index_dir.name}/{name} is missing: {BUILD_HINT} again") from None
+    except Exception as exc:  # noqa: BLE001 - FAISS, bm25s, json and pydantic each raise their own kinds
+        kind = type(exc).__name__
+        raise IndexError_(f"the index file {index_dir.name}/{name} is damaged ({kind}): {BUILD_HINT} again") from None
+
+
+def _read_documents(path: Path) -> dict[str, DocumentMeta]:
+    metas = [DocumentMeta.model_validate(m) for m in json.loads(path.read_text(encoding="utf-8"))]
+    return {m.doc_id: m for m in metas}
+
+
+def _read_clauses(path: Path) -> list[Clause]:
+    return [Clause.model_validate_json(line) for line in _read_lines(path)]
+
+
+def _read_unit_clauses(path: Path) -> np.ndarray:
+    rows = [json.loads(line)["clause"] for line in _read_lines(path)]
+    if not all(type(row) is int for row in rows):
+        raise ValueError("a unit's clause is not an integer")
+    return np.array(rows, dtype=np.int64)
+
+
+def _inconsistency(manifest: IndexManifest, documents: dict[str, DocumentMeta], clauses: list[Clause],
+                   unit_clause: np.ndarray, dense: faiss.Index, bm25: bm25s.BM25) -> str | None:  # noqa: F821
+    """What makes the loaded files disagree with each other, or None when they fit together."""
+    if len(clauses) != manifest.clauses or len(documents) != manifest.documents:
+        return "clause or document count differs from the manifest"
+    if any(c.doc_id not in documents for c in clauses):
+        return "a clause belongs to no listed document"
+    if len(unit_clause) != manifest.units or dense.ntotal != len(unit_clause) or dense.d != manifest.dim:
+        return "unit count or vector size differs from the manifest"
+    if len(unit_clause) and (unit_clause.min() < 0 or unit_clause.max() >= len(clauses)):
+        return "a unit points to a clause that does not exist"
+    if getattr(bm25, "scores", {}).get("num_docs", len(unit_clause)) != len(unit_clause):
+        return "the BM25 index has another number of units"
+    return None
 
 
 def _read_manifest(index_dir: Path) -> IndexManifest:
     path = index_dir / "manifest.json"
     if not path.is_file():
-        raise IndexError_(f"no index found in {index_dir}: {BUILD_HINT} first")
+        raise IndexError_(f"no index found in {index_dir.name}/: {BUILD_HINT} first")
     try:
         return IndexManifest.model_validate_json(path.read_text(encoding="utf-8"))
     except ValueError:
-        raise IndexError_(f"the index manifest {path} is unreadable: {BUILD_HINT} again") from None
+        raise IndexError_(f"the index manifest {index_dir.name}/manifest.json is unreadable: {BUILD_HINT} again") from None
 
 
 def _write_json(path: Path, value: object) -> None:

@@ -147,3 +147,15 @@ def test_index_built_after_start_is_picked_up(index_settings: Settings, tmp_path
         health = client.get("/healthz")
         assert health.status_code == 200
         assert health.json()["index"]["clauses"] > 0
+
+
+def test_feedback_survives_a_torn_line_and_a_damaged_byte(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "feedback.jsonl")
+    first = store.add("like", "第一条反馈", "答")
+    with store.path.open("ab") as fh:
+        fh.write(b'{"kind": "rating", "id": "torn", "rating": "li')  # a crash mid-write
+    second = store.add("dislike", "第二条反馈", "答")
+    with store.path.open("ab") as fh:
+        fh.write(b'{"kind": "rating", "question": "\xff\xfe"}\n')  # not UTF-8
+    third = store.add("like", "第三条反馈", "答")
+    assert [e.id for e in store.list()] == [first.id, second.id, third.id]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,7 +226,7 @@ def test_openai_client_history_and_models(client: openai.OpenAI) -> None:
 @pytest.mark.parametrize(
     ("messages", "expected"),
     [
-        ([{"role": "user", "content": "   "}], "不能为空"),
+        ([{"role": "user", "content": "   "}], "问题为空"),
         ([{"role": "assistant", "content": "你好"}], "最后一条消息应来自 user"),
         ([], "至少需要 1 项"),
     ],
@@ -245,11 +246,11 @@ LONG = "问" * 501
     ("method", "path", "kwargs", "status", "expected"),
     [
         ("POST", "/api/ask", {"json": {}}, 422, "question：缺少必填字段"),
-        ("POST", "/api/ask", {"json": {"question": ""}}, 422, "问题不能为空"),
-        ("POST", "/api/ask", {"json": {"question": " \n\t "}}, 422, "问题不能为空"),
+        ("POST", "/api/ask", {"json": {"question": ""}}, 422, "问题为空"),
+        ("POST", "/api/ask", {"json": {"question": " \n\t "}}, 422, "问题为空"),
         ("POST", "/api/ask", {"json": {"question": 123}}, 422, "question：应为字符串"),
         ("POST", "/api/ask", {"json": {"question": ["简易注销"]}}, 422, "question：应为字符串"),
-        ("POST", "/api/ask", {"json": {"question": LONG}}, 422, "问题过长：501 字，上限 500 字"),
+        ("POST", "/api/ask", {"json": {"question": LONG}}, 422, "问题过长（501字）"),
         ("POST", "/api/ask", {"json": {"question": QUESTION, "top_k": 0}}, 422, "top_k：应不小于 1"),
         ("POST", "/api/ask", {"json": {"question": QUESTION, "top_k": "many"}}, 422, "top_k：应为整数"),
         ("POST", "/api/ask", {"json": {"question": QUESTION, "history": [{"role": "bot", "content": "x"}]}},
@@ -263,9 +264,9 @@ LONG = "问" * 501
          422, "不是合法的 JSON"),
         ("POST", "/api/ask", {"json": "简易注销"}, 422, "请求体：应为 JSON 对象"),
         ("POST", "/api/ask", {"json": {"question": "x" * 70_000}}, 413, "请求体过大"),
-        ("POST", "/api/ask/stream", {"json": {"question": ""}}, 422, "问题不能为空"),
+        ("POST", "/api/ask/stream", {"json": {"question": ""}}, 422, "问题为空"),
         ("GET", "/api/search", {"params": {"q": ""}}, 422, "q：不能为空"),
-        ("GET", "/api/search", {"params": {"q": "   "}}, 422, "问题不能为空"),
+        ("GET", "/api/search", {"params": {"q": "   "}}, 422, "问题为空"),
         ("GET", "/api/search", {"params": {"q": "注销", "k": 0}}, 422, "k：应不小于 1"),
         ("GET", "/api/search", {"params": {"q": "注销", "doc": "no-such-doc"}}, 422, "未知文件"),
         ("GET", "/api/clauses/no-such-doc%2399", {}, 404, "未找到条文“no-such-doc#99”"),
@@ -320,3 +321,58 @@ def test_cors_allows_only_the_configured_origin(http: httpx.Client) -> None:
     assert allowed.headers["access-control-allow-origin"] == CORS_TEST_ORIGIN
     other = http.options("/api/ask", headers={"Origin": "http://elsewhere.example", **preflight})
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_an_unexpected_error_is_a_json_500_and_the_connection_stays_usable(tmp_path: Path) -> None:
+    """uvicorn dropped the keep-alive connection after Starlette re-raised a 500; the next request on it
+    then got an empty reply. A real uvicorn on loopback, one client connection, two requests."""
+    import threading
+
+    import uvicorn
+
+    from assistant.api import create_app
+    from assistant.config import Settings
+    from live_server import free_port
+
+    app = create_app(Settings(_env_file=None, index_dir=tmp_path / "none", feedback_path=tmp_path / "f.jsonl"))
+
+    @app.get("/api/boom")
+    def boom() -> None:
+        raise RuntimeError("/secret/path/in/a/traceback")
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:  # bounded by the thread: uvicorn either starts or the test errors
+        thread.join(timeout=0.05)
+        assert thread.is_alive(), "uvicorn did not start"
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            first = _raw_get(sock, "/api/boom")
+            assert first.startswith(b"HTTP/1.1 500"), first[:200]
+            assert "服务器内部错误".encode() in first and b"secret" not in first
+            second = _raw_get(sock, "/api/boom")  # same connection: answered, not an empty reply
+            assert second.startswith(b"HTTP/1.1 500"), second[:200]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _raw_get(sock: socket.socket, path: str) -> bytes:
+    """One keep-alive GET on an open socket; the whole response (headers and Content-Length body)."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next((line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), b"0"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body

@@ -99,3 +99,18 @@ def test_the_eval_gate_passes_on_the_held_out_split(index_settings: Settings, tm
     report = json.loads((tmp_path / f"eval-{split}.json").read_text())
     assert set(report["methods"]) == {"bm25", "dense", "hybrid"}
     assert (tmp_path / f"eval-{split}.md").read_text().startswith("Split: test")
+
+
+def test_invalid_utf8_in_an_argument_or_a_batch_line_is_no_traceback(index_settings: Settings) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("POLICY_QA_")}
+    environment.update(POLICY_QA_INDEX_DIR=str(index_settings.index_dir))
+    argument = subprocess.run([*CLI, "ask", "--json", b"\xff\xfe\xe6\xb3\xa8\xe9\x94\x80".decode("utf-8", "surrogateescape")],
+                              capture_output=True, env=environment, timeout=600)
+    assert argument.returncode == 0 and b"Traceback" not in argument.stderr, argument.stderr
+    assert json.loads(argument.stdout)["question"] == "注销"
+    batch = subprocess.run([*CLI, "ask", "--json", "-"], input=b"\xff\xfe\n\xe6\xb3\xa8\xe9\x94\x80\n\xe5\x85\xac\xe5\x8f\xb8\xe6\xb3\x95\xe7\xac\xac0\xe6\x9d\xa1\n",
+                           capture_output=True, env=environment, timeout=600)
+    assert b"Traceback" not in batch.stderr, batch.stderr
+    lines = [json.loads(line) for line in batch.stdout.decode().splitlines()]
+    assert len(lines) == 3, "every line of the batch gets its object"
+    assert lines[2]["question"] == "公司法第0条" and "没有第零条" in lines[2]["answer"]

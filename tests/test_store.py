@@ -112,3 +112,37 @@ def test_a_damaged_index_is_refused_with_the_fix(small: Settings, embeddings) ->
     (small.index_dir / "dense.faiss").write_bytes(b"not faiss")
     with pytest.raises(IndexError_, match="damaged"):
         load_index(small)
+
+
+def _corruptions() -> list[tuple[str, object]]:
+    """(file, how to damage it): each once crashed `serve` or the CLI with a traceback."""
+    return [
+        ("documents.json", "[1, 2]"),
+        ("documents.json", "{not json"),
+        ("clauses.jsonl", '{"clause_id": 1}\n'),
+        ("units.jsonl", '{"key": "abc"}\n'),
+        ("units.jsonl", lambda text: text.replace('"clause": 0,', '"clause": 999999,', 1)),
+        ("dense.faiss", "not a faiss index"),
+        ("bm25/params.index.json", "[]"),
+        ("user_dict.txt", None),
+        ("manifest.json", "{}"),
+    ]
+
+
+@pytest.mark.parametrize(("name", "damage"), _corruptions())
+def test_a_damaged_index_file_is_one_clear_line_without_absolute_paths(
+    small: Settings, embeddings, name: str, damage: object
+) -> None:
+    build_index(small, embeddings, progress=False)
+    path = small.index_dir / name
+    if damage is None:
+        path.unlink()
+    elif callable(damage):
+        path.write_text(damage(path.read_text("utf-8")), "utf-8")
+    else:
+        path.write_text(str(damage), "utf-8")
+    with pytest.raises(IndexError_) as caught:
+        load_index(small)
+    message = str(caught.value)
+    assert "policy-qa build" in message and "\n" not in message
+    assert str(small.index_dir.parent) not in message, "no absolute path in a message that reaches HTTP clients"
