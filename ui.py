@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from assistant.webui import build_server, run_server
+from assistant.serving.webui import build_server, run_server
 
 _server = build_server()
 demo = _server.demo

@@ -17,8 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from .abstention import Calibration, Signals, WordStats, rule_out_of_scope
-from .answer import (
+from .answering.compose import (
     ABSTAIN_REPLY,
     INSTRUCTION_REPLY,
     compose,
@@ -30,18 +29,32 @@ from .answer import (
     unnumbered_document_reply,
     version_notices,
 )
+from .answering.generative import (
+    ask_generative,
+    replay,
+    resolve_mode,
+    stream_generative,
+)
+from .answering.retrieval import ClauseSearcher, Hit, Method, Retrieval
+from .answering.scope import Calibration, Signals, WordStats, rule_out_of_scope
 from .config import Settings, get_settings
-from .embeddings import ArrayEmbeddings, load_embeddings
 from .errors import NotFoundError
+from .knowledge.embeddings import ArrayEmbeddings, load_embeddings
+from .knowledge.store import ClauseIndex, IndexManifest, load_index
 from .question import validate_question
-from .generative_answer import ask_generative, replay, resolve_mode, stream_generative
-from .retrieval import ClauseSearcher, Hit, Method, Retrieval
-from .schema import Answer, Citation, DocumentInfo, SearchHit, StreamEvent, Timings, Turn
-from .store import ClauseIndex, IndexManifest, load_index
+from .schema import (
+    Answer,
+    Citation,
+    DocumentInfo,
+    SearchHit,
+    StreamEvent,
+    Timings,
+    Turn,
+)
 from .text import content_words
 
 if TYPE_CHECKING:
-    from .generate import Generator
+    from .answering.generate import Generator
 
 RELATED_ON_ABSTAIN = 3
 ANSWER_CLAUSES = 3          # clauses whose sentences compete for the answer
@@ -65,7 +78,7 @@ class Assistant:
         # in which case langchain's chain machinery is never imported (it costs a third of a second).
         self.generator: Generator | None = None
         if settings.llm_base_url:
-            from .generate import Generator
+            from .answering.generate import Generator
 
             self.generator = Generator.from_settings(settings)
 

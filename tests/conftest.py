@@ -31,13 +31,13 @@ def index_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     builds it first), else one built here once for the session."""
     settings = project_settings()
     try:
-        from assistant.store import load_index
+        from assistant.knowledge.store import load_index
 
         load_index(settings)
         return settings
     except IndexError_:
-        from assistant.embeddings import load_embeddings
-        from assistant.store import build_index
+        from assistant.knowledge.embeddings import load_embeddings
+        from assistant.knowledge.store import build_index
 
         built = project_settings(index_dir=tmp_path_factory.mktemp("session") / "index")
         build_index(built, load_embeddings(built.embedding_model), progress=False)

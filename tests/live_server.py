@@ -41,7 +41,7 @@ def cli_command(*args: str) -> list[str]:
     script = Path(sys.executable).with_name("policy-qa")
     if script.exists():
         return [str(script), *args]
-    return [sys.executable, "-c", "from assistant.cli import app; app()", *args]
+    return [sys.executable, "-c", "from assistant.serving.cli import app; app()", *args]
 
 
 class LiveServer:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from assistant.api import AskCall, ask_stream, create_app
-from assistant.api_errors import describe_error, validation_message
 from assistant.config import Settings
-from assistant.feedback import FeedbackStore
-from assistant.openai_api import ChatCall, _stream_chunks
+from assistant.serving.api import AskCall, ask_stream, create_app
+from assistant.serving.api_errors import describe_error, validation_message
+from assistant.serving.feedback import FeedbackStore
+from assistant.serving.openai_api import ChatCall, _stream_chunks
 
 
 @pytest.fixture
@@ -136,9 +136,9 @@ def test_index_built_after_start_is_picked_up(index_settings: Settings, tmp_path
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    import assistant.api
+    import assistant.serving.deps
 
-    monkeypatch.setattr(assistant.api, "RELOAD_RETRY_S", 0.0)
+    monkeypatch.setattr(assistant.serving.deps, "RELOAD_RETRY_S", 0.0)
     settings = index_settings.model_copy(update={"index_dir": tmp_path / "index",
                                                  "feedback_path": tmp_path / "feedback.jsonl"})
     with TestClient(create_app(settings)) as client:

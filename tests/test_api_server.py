@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-
-from assistant.feedback import FeedbackStore
 from live_server import CORS_TEST_ORIGIN, LiveServer, cli_command
+
+from assistant.serving.feedback import FeedbackStore
 
 QUESTION = "简易注销怎么办理？"
 REG_33 = "shichang-zhuti-dengji-guanli-tiaoli#33"
@@ -329,10 +329,10 @@ def test_an_unexpected_error_is_a_json_500_and_the_connection_stays_usable(tmp_p
     import threading
 
     import uvicorn
-
-    from assistant.api import create_app
-    from assistant.config import Settings
     from live_server import free_port
+
+    from assistant.config import Settings
+    from assistant.serving.api import create_app
 
     app = create_app(Settings(_env_file=None, index_dir=tmp_path / "none", feedback_path=tmp_path / "f.jsonl"))
 

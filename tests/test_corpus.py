@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.corpus import corpus_files, corpus_hash, read_source
 from assistant.errors import CorpusError
+from assistant.knowledge.corpus import corpus_files, corpus_hash, read_source
 
 GOOD_FRONT_MATTER = '---\nkind: "regulation"\ntitle: "测试条例"\nstatus: "in_force"\nsource: "test"\n---\n'
 

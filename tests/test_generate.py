@@ -14,9 +14,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import BaseMessage
 
-from assistant.config import Settings
-from assistant.errors import ExtraMissingError, PromptError
-from assistant.generate import (
+from assistant.answering.generate import (
     NOTICE_HTTP,
     NOTICE_REMOVED,
     NOTICE_TIMEOUT,
@@ -34,6 +32,8 @@ from assistant.generate import (
     llm_configured,
     make_chat_model,
 )
+from assistant.config import Settings
+from assistant.errors import ExtraMissingError, PromptError
 from assistant.schema import Citation, DocStatus, Turn
 
 JIANYI = (

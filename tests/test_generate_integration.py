@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from llm_server import INVENTED_TAIL, UNSUPPORTED, ScriptedLLMServer
 
-from assistant.config import Settings
-from assistant.errors import QuestionError
-from assistant.generate import (
+from assistant.answering.generate import (
     NOTICE_HTTP,
     NOTICE_TIMEOUT,
     NOTICE_UNGROUNDED,
@@ -24,11 +23,17 @@ from assistant.generate import (
     Generator,
     Prompts,
 )
-from assistant.generative_answer import NOTICE_NO_LLM
-from assistant.grounding import is_supported, parse_markers, split_sentences, strip_markers
+from assistant.answering.generative import NOTICE_NO_LLM
+from assistant.answering.grounding import (
+    is_supported,
+    parse_markers,
+    split_sentences,
+    strip_markers,
+)
+from assistant.config import Settings
+from assistant.errors import QuestionError
 from assistant.schema import Answer, Turn
 from assistant.service import Assistant
-from llm_server import INVENTED_TAIL, UNSUPPORTED, ScriptedLLMServer
 
 IN_SCOPE = "简易注销需要公示多少天？"
 OUT_OF_SCOPE = "今天厦门的天气怎么样？"
@@ -256,7 +261,7 @@ def test_stream_out_of_scope_never_calls_the_model(assistant, server) -> None:
 def client(index_dir: Path, server: ScriptedLLMServer, tmp_path_factory: pytest.TempPathFactory):
     from fastapi.testclient import TestClient
 
-    from assistant.api import create_app
+    from assistant.serving.api import create_app
 
     settings = settings_for(index_dir, server.url, "invented-number").model_copy(
         update={"feedback_path": tmp_path_factory.mktemp("fb") / "feedback.jsonl"})
@@ -321,7 +326,7 @@ def ui_url(index_dir: Path, server: ScriptedLLMServer, tmp_path_factory: pytest.
 
     import uvicorn
 
-    from assistant.webui import build_server
+    from assistant.serving.webui import build_server
 
     settings = settings_for(index_dir, server.url, "invented-number").model_copy(
         update={"feedback_path": tmp_path_factory.mktemp("ui") / "feedback.jsonl"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.grounding import (
+from assistant.answering.grounding import (
     DEFAULT_MIN_SUPPORT,
     REASONS_ZH,
     check_answer,

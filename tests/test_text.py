@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from assistant.numerals import cn_to_int, int_to_cn
-from assistant.text import clean_docx_artefacts, content_words, split_sentences, tokenize
+from assistant.text import (
+    clean_docx_artefacts,
+    content_words,
+    split_sentences,
+    tokenize,
+)
 
 
 @pytest.mark.parametrize(

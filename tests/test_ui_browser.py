@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from live_server import LiveServer, chromium_path
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from assistant.feedback import FeedbackEntry, FeedbackStore
-from live_server import LiveServer, chromium_path
+from assistant.serving.feedback import FeedbackEntry, FeedbackStore
 
 QUESTION = "简易注销怎么办理？"
 EXAMPLE = "市场主体登记管理条例第三十三条是什么？"

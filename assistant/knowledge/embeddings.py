@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from .config import DEFAULT_EMBEDDING_MODEL
-from .errors import ExtraMissingError
+from ..config import DEFAULT_EMBEDDING_MODEL
+from ..errors import ExtraMissingError
 
 
 class ArrayEmbeddings(Embeddings):

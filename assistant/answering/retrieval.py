@@ -15,10 +15,10 @@ from typing import Literal
 
 import numpy as np
 
-from .embeddings import ArrayEmbeddings
+from ..knowledge.embeddings import ArrayEmbeddings
+from ..knowledge.store import ClauseIndex
+from ..text import expand_colloquial, tokenize
 from .references import DocumentNames, Reference, parse_reference
-from .store import ClauseIndex
-from .text import expand_colloquial, tokenize
 
 Method = Literal["hybrid", "bm25", "dense"]
 NAMED_DOC_BONUS = 0.5  # in units of a first rank: a document named in the question is favoured

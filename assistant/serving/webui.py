@@ -27,12 +27,13 @@ from typing import Any  # noqa: E402
 import gradio as gr  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
-from .api import AssistantHolder, create_app  # noqa: E402
-from .config import Settings, get_settings  # noqa: E402
-from .errors import IndexError_, PolicyQAError, QuestionError  # noqa: E402
+from ..answering.generate import llm_configured  # noqa: E402
+from ..config import Settings, get_settings  # noqa: E402
+from ..errors import IndexError_, PolicyQAError, QuestionError  # noqa: E402
+from ..schema import Answer, Citation, DocumentInfo, SearchHit, Turn  # noqa: E402
+from .api import create_app  # noqa: E402
+from .deps import AssistantHolder  # noqa: E402
 from .feedback import FeedbackStore  # noqa: E402
-from .generate import llm_configured  # noqa: E402
-from .schema import Answer, Citation, DocumentInfo, SearchHit, Turn  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

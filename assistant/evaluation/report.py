@@ -15,8 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from .abstention import Calibration, fit_logistic, rule_out_of_scope
-from .grounding import (
+from ..answering.grounding import (
     citation_scores,
     citation_texts,
     missing_numbers,
@@ -25,11 +24,13 @@ from .grounding import (
     split_sentences,
     strip_markers,
 )
-from .retrieval import Method
-from .schema import Answer
-from .service import Assistant
+from ..answering.retrieval import Method
+from ..answering.scope import Calibration, fit_logistic, rule_out_of_scope
+from ..config import PROJECT_ROOT
+from ..schema import Answer
+from ..service import Assistant
 
-EVAL_DIR = Path(__file__).resolve().parent.parent / "eval"
+EVAL_DIR = PROJECT_ROOT / "eval"
 METHODS: tuple[Method, ...] = ("bm25", "dense", "hybrid")
 Split = Literal["dev", "test", "all"]
 # Metrics where higher is better, except these, where lower is.

@@ -11,7 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from .schema import Clause, DocumentMeta
+from ..schema import Clause, DocumentMeta
 
 SHORT_ARTICLE_CHARS = 160   # articles up to this length are embedded whole
 MAX_UNIT_CHARS = 240        # the embedding cost grows with length; topics sit at the start

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import re
 
+from ..errors import CorpusError
+from ..numerals import CN_NUMERAL, cn_to_int
+from ..schema import Clause, Document
+from ..text import split_sentences
 from .corpus import SourceFile
-from .errors import CorpusError
-from .numerals import CN_NUMERAL, cn_to_int
-from .schema import Clause, Document
-from .text import split_sentences
 
 _NUM = rf"(?:{CN_NUMERAL}+|\d+)"
 ARTICLE_START = re.compile(rf"^第({_NUM})条(?:之({CN_NUMERAL}+))?[\s\u3000]+(.*)$")

@@ -28,8 +28,9 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from .config import PROJECT_ROOT, Settings
-from .errors import ExtraMissingError, PromptError
+from ..config import PROJECT_ROOT, Settings
+from ..errors import ExtraMissingError, PromptError
+from ..schema import Citation, Turn
 from .grounding import (
     DEFAULT_MIN_SUPPORT,
     GroundingResult,
@@ -41,7 +42,6 @@ from .grounding import (
     strip_markers,
     support,
 )
-from .schema import Citation, Turn
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .numerals import CN_NUMERAL, cn_to_int
-from .schema import DocStatus, DocumentMeta
+from ..numerals import CN_NUMERAL, cn_to_int
+from ..schema import DocStatus, DocumentMeta
 
 _ARTICLE = re.compile(rf"第\s*({CN_NUMERAL}+|\d+)\s*条")
 _YEAR = re.compile(r"(19|20)\d{2}")

@@ -20,7 +20,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from .api import (
+from ..config import Settings
+from ..errors import PolicyQAError
+from ..schema import Answer, Citation, Turn
+from ..service import Assistant
+from .api_errors import ErrorBody, question_error
+from .deps import (
     MAX_HISTORY_TURNS,
     MAX_TURN_CHARS,
     AssistantHolder,
@@ -29,11 +34,6 @@ from .api import (
     get_holder,
     passthrough_fields,
 )
-from .api_errors import ErrorBody, question_error
-from .config import Settings
-from .errors import PolicyQAError
-from .schema import Answer, Citation, Turn
-from .service import Assistant
 
 MODEL_ID = "policy-qa"
 

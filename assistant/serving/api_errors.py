@@ -18,7 +18,13 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import ExtraMissingError, IndexError_, NotFoundError, PolicyQAError, QuestionError
+from ..errors import (
+    ExtraMissingError,
+    IndexError_,
+    NotFoundError,
+    PolicyQAError,
+    QuestionError,
+)
 
 logger = logging.getLogger(__name__)
 

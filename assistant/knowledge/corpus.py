@@ -9,9 +9,9 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from .errors import CorpusError
-from .schema import DocumentMeta
-from .text import clean_docx_artefacts
+from ..errors import CorpusError
+from ..schema import DocumentMeta
+from ..text import clean_docx_artefacts
 
 CORPUS_SUFFIXES = (".md", ".txt")
 _FENCE = "---"

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import PolicyQAError
-from .text import content_words
+from ..errors import PolicyQAError
+from ..text import content_words
 
 CALIBRATION_FILE = Path(__file__).with_name("abstention.json")
 FEATURES = ("coverage", "unknown", "bm25_log", "dense_top", "dense_margin")

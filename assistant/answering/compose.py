@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..numerals import int_to_cn
+from ..schema import Citation, Clause, DocStatus, DocumentMeta
+from ..text import content_words, expand_colloquial, split_sentences
 from .grounding import split_sentences as answer_sentences
-from .numerals import int_to_cn
-from .schema import Citation, Clause, DocStatus, DocumentMeta
-from .text import content_words, expand_colloquial, split_sentences
 
 ABSTAIN_REPLY = (
     "抱歉，现有政策库（厦门营商环境行动方案及相关国家法律法规）中没有找到能够回答这个问题的条文，"

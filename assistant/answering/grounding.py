@@ -30,10 +30,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .numerals import CN_BIG as _CN_BIG
-from .numerals import CN_CHARS as _CN
-from .numerals import CN_DIGIT_CHARS as _CN_DIGIT_CHARS
-from .numerals import cn_to_number
+from ..numerals import CN_BIG as _CN_BIG
+from ..numerals import CN_CHARS as _CN
+from ..numerals import CN_DIGIT_CHARS as _CN_DIGIT_CHARS
+from ..numerals import cn_to_number
 
 DEFAULT_MIN_SUPPORT = 0.5
 """Share of a sentence's content bigrams that its cited clauses must contain.

@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .config import get_settings
-from .errors import PolicyQAError
-from .question import clean_text
+from ..config import get_settings
+from ..errors import PolicyQAError
+from ..question import clean_text
 
 app = typer.Typer(
     help="Cited Q&A over Xiamen's business-environment plan and the national regulations behind it.",
@@ -37,7 +37,7 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def load_assistant():  # noqa: ANN201 - keeps the heavy import out of `--help`
-    from .service import Assistant
+    from ..service import Assistant
 
     try:
         return Assistant.load(get_settings())
@@ -48,8 +48,8 @@ def load_assistant():  # noqa: ANN201 - keeps the heavy import out of `--help`
 @app.command()
 def build(progress: Annotated[bool, typer.Option(help="show a progress bar")] = True) -> None:
     """Parse the corpus and (re)build index/ atomically; unchanged clauses are not re-embedded."""
-    from .embeddings import load_embeddings
-    from .store import build_index
+    from ..knowledge.embeddings import load_embeddings
+    from ..knowledge.store import build_index
 
     settings = get_settings()
     try:
@@ -149,8 +149,15 @@ def evaluate(
     ] = "extractive",
 ) -> None:
     """Run the evaluation for bm25, dense and hybrid; fail when hybrid falls below eval/floors.json."""
-    from .abstention import CALIBRATION_FILE
-    from .evaluation import EVAL_DIR, gate, markdown_table, regressions, run_eval, write_report
+    from ..answering.scope import CALIBRATION_FILE
+    from ..evaluation.report import (
+        EVAL_DIR,
+        gate,
+        markdown_table,
+        regressions,
+        run_eval,
+        write_report,
+    )
 
     if split not in ("dev", "test", "all"):
         fail("--split must be dev, test or all", code=2)
@@ -163,7 +170,7 @@ def evaluate(
         fail("--mode generative needs an OpenAI-compatible endpoint: set POLICY_QA_LLM_BASE_URL "
              "(and POLICY_QA_LLM_MODEL)", code=2)
     if calibrate:
-        from .evaluation import calibrate as fit
+        from ..evaluation.report import calibrate as fit
 
         model, stats = fit(assistant)
         model.save(CALIBRATION_FILE, fitted_on="eval/questions.jsonl split=dev", **stats)

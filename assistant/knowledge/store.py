@@ -30,13 +30,13 @@ import numpy as np
 from pydantic import BaseModel
 from tqdm import tqdm
 
-from .config import Settings
+from ..config import Settings
+from ..errors import IndexError_, IndexStaleError
+from ..schema import Clause, DocumentMeta
+from ..text import load_user_words, tokenize
 from .corpus import corpus_files, corpus_hash, read_source
 from .embeddings import ArrayEmbeddings
-from .errors import IndexError_, IndexStaleError
 from .parsing import parse_document
-from .schema import Clause, DocumentMeta
-from .text import load_user_words, tokenize
 from .units import Unit, policy_vocabulary, units_for
 
 SCHEMA_VERSION = 1

@@ -14,13 +14,13 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from .answer import version_notices
-from .errors import QuestionError
-from .schema import Answer, Grounding, StreamEvent, Timings, Turn
+from ..errors import QuestionError
+from ..schema import Answer, Grounding, StreamEvent, Timings, Turn
+from .compose import version_notices
 
 if TYPE_CHECKING:
+    from ..service import Assistant
     from .generate import Generation, Retrieved
-    from .service import Assistant
 
 MODES = ("extractive", "generative")
 NOTICE_NO_LLM = "未配置大模型服务（POLICY_QA_LLM_BASE_URL），已按条款摘录方式回答。"

@@ -1,0 +1,1 @@
+"""One question, one way through: references and retrieval, the scope decision, composing the answer, grounding."""

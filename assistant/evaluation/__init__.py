@@ -1,0 +1,1 @@
+"""The evaluation: eval sets, metrics, the gate and cross-validation."""

@@ -1,0 +1,111 @@
+"""What the API's routes share: the process's one Assistant (loaded lazily, errors kept as 503s),
+FastAPI dependencies, request limits, and question checking with 422s that name the field.
+
+Both routers (/api in api.py, /v1 in openai_api.py) import from here, so neither imports the other.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+
+from ..config import Settings
+from ..errors import IndexError_, PolicyQAError, QuestionError
+from ..question import clean_text, validate_question
+from ..service import Assistant
+from .api_errors import question_error
+
+logger = logging.getLogger(__name__)
+
+MAX_HISTORY_TURNS = 20
+MAX_TURN_CHARS = 4000
+RELOAD_RETRY_S = 5.0
+
+
+class AssistantHolder:
+    """Holds the one `Assistant` of the process; remembers why loading failed and retries lazily."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._assistant: Assistant | None = None
+        self._error: PolicyQAError | None = None
+        self._tried_at = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def error(self) -> PolicyQAError | None:
+        return self._error
+
+    def load(self) -> Assistant | None:
+        """Load the index now; on failure keep the error (it becomes a 503) and return None."""
+        with self._lock:
+            if self._assistant is None:
+                self._tried_at = time.monotonic()
+                try:
+                    self._assistant = Assistant.load(self.settings)
+                    self._error = None
+                except IndexError_ as exc:
+                    self._error = exc
+                except PolicyQAError as exc:  # e.g. the corpus directory is gone: still a 503, not a crash
+                    self._error = IndexError_(str(exc))
+                except Exception as exc:  # noqa: BLE001 - the server stays up and says why
+                    logger.exception("loading the index failed")
+                    self._error = IndexError_(f"loading the index failed ({type(exc).__name__})")
+            return self._assistant
+
+    def get(self) -> Assistant:
+        """The loaded assistant, or IndexError_ (→ 503); retries at most every few seconds."""
+        if self._assistant is not None:
+            return self._assistant
+        if self._error is None or time.monotonic() - self._tried_at >= RELOAD_RETRY_S:
+            self.load()
+        if self._assistant is None:
+            raise self._error or IndexError_("index not loaded: run policy-qa build")
+        return self._assistant
+
+
+def get_holder(request: Request) -> AssistantHolder:
+    return request.app.state.holder
+
+
+def get_assistant(holder: Annotated[AssistantHolder, Depends(get_holder)]) -> Assistant:
+    return holder.get()
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def check_question(question: str, settings: Settings, field: str = "question", where: str = "body") -> str:
+    """The question as `validate_question` cleans it; a blank or over-long one is a 422 naming the field."""
+    try:
+        return validate_question(question, settings.max_question_chars)
+    except QuestionError as exc:
+        raise question_error(str(exc), clean_text(question)[:50], field, where) from None
+
+
+# Request fields beyond question/history/top_k that are handed to `Assistant.ask`/`stream` when
+# their signature takes them (issue 4 adds `mode`); any other extra field is refused with a 422.
+FORWARDED_FIELDS: tuple[str, ...] = ("mode",)
+
+
+def passthrough_fields(extra: dict[str, Any], target: Callable[..., Any], *, strict: bool) -> dict[str, Any]:
+    """The extra request fields to pass on to `target`; with `strict`, others are a 422."""
+    params = inspect.signature(target).parameters
+    accepted = {k: v for k, v in extra.items() if k in FORWARDED_FIELDS and k in params}
+    unknown = sorted(set(extra) - set(accepted))
+    if strict and unknown:
+        raise RequestValidationError(
+            [{"type": "extra_forbidden", "loc": ("body", name), "msg": "不支持的字段", "input": extra[name]}
+             for name in unknown]
+        )
+    return accepted
+
+
