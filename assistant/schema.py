@@ -10,6 +10,22 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from .question import clean_text
 
 
+class Mode(str, Enum):
+    """How an answer is written: quoted clause sentences, or an LLM's sentences checked against them."""
+
+    extractive = "extractive"
+    generative = "generative"
+
+
+class Confidence(str, Enum):
+    """high: the corpus answers it; low: only loosely related clauses were found (shown as 可能相关);
+    declined: not answered at all (instructions, small talk, other places' policies, unknown documents)."""
+
+    high = "high"
+    low = "low"
+    declined = "declined"
+
+
 class DocStatus(str, Enum):
     in_force = "in_force"
     superseded = "superseded"
@@ -112,13 +128,14 @@ class Answer(BaseModel):
 
     question: str
     answer: str
-    abstained: bool
+    abstained: bool = Field(description="true only when the question was declined (confidence 'declined')")
+    confidence: Confidence = Confidence.high
     citations: list[Citation] = []
     related: list[Citation] = Field(
         [], description="'可能相关' clauses shown on abstention; never cited in the answer"
     )
     notices: list[str] = Field([], description="version notes and other caveats, in Chinese")
-    mode: str = "extractive"
+    mode: Mode = Mode.extractive
     grounding: Grounding | None = Field(None, description="generative mode only: kept/removed sentences")
     timings_ms: Timings = Timings()
 

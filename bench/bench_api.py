@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # LiveServer: the same launcher the API
 
 from live_server import LiveServer  # noqa: E402
 
-from assistant.evaluation.report import load_questions, percentile  # noqa: E402
+from assistant.evaluation.report import percentile  # noqa: E402
+from assistant.evaluation.sets import load_questions  # noqa: E402
 
 
 def dev_questions(path: Path) -> list[str]:

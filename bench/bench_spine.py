@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant.config import Settings  # noqa: E402
-from assistant.evaluation.report import load_questions, percentile  # noqa: E402
+from assistant.evaluation.report import percentile  # noqa: E402
+from assistant.evaluation.sets import load_questions  # noqa: E402
 from assistant.knowledge.embeddings import load_embeddings  # noqa: E402
 from assistant.knowledge.store import build_index  # noqa: E402
 

@@ -77,11 +77,8 @@ def test_a_follow_up_in_context_reads_the_right_document(assistant) -> None:
 
 
 def test_a_long_list_is_cut_with_a_pointer_to_the_full_clause(assistant) -> None:
-    from assistant.answering.compose import (
-        MAX_LIST_CHARS,
-        MORE_ITEMS_NOTE,
-        clause_spans,
-    )
+    from assistant.answering.compose import clause_spans
+    from assistant.knowledge.units import MAX_LIST_CHARS, MORE_ITEMS_NOTE
 
     def lists(clause):  # noqa: ANN001, ANN202
         return [s.text for s in clause_spans(clause, 0) if "\n（" in s.text]

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict
+
+from ..knowledge.units import quotable_spans
 from ..numerals import int_to_cn
 from ..schema import Citation, Clause, DocStatus, DocumentMeta
-from ..text import content_words, expand_colloquial, split_sentences
 from .grounding import split_sentences as answer_sentences
 
 ABSTAIN_REPLY = (
@@ -22,15 +24,21 @@ INSTRUCTION_REPLY = (
     "抱歉，我只能依据现有政策库回答营商环境政策方面的问题，不能执行与此无关的指令。"
     "如需其他帮助，请拨打12345政务服务便民热线。"
 )
+OTHER_PLACE_REPLY = (
+    "抱歉，政策库收录的是厦门营商环境行动方案和国家层面的法律法规，不含其他地方出台的补贴、奖励、人才等专项政策，"
+    "无法回答。建议向当地12345政务服务便民热线或主管部门咨询。"
+)
+LOW_CONFIDENCE_INTRO = "政策库中没有找到直接规定这一问题的条文。以下条文可能相关，仅供参考："
+LOW_CONFIDENCE_REFERRAL = "如需确切答复，建议拨打12345政务服务便民热线或向相关主管部门咨询。"
+NO_NUMBER_NOTICE = "您问的是具体期限或数额，但所引条文没有规定具体数字。"
+# Question words that ask for a number, deadline or amount: the answer should then state one, or say
+# that the cited clauses do not (tests/test_compose.py has examples on both sides).
 ASKS_FOR_NUMBER = re.compile(r"多久|多长|几天|几日|几个|多少|期限|时限|天数|日内|比例|金额|上限|最多|最少|最长|最短|最高|最低|几年|几个月|几次|多大")
 _HAS_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万]+(日|天|年|个月|个工作日|万元|元|倍|%|分之)|百分之")
-_ITEM_LINE = re.compile(r"\n(?=[（(][一二三四五六七八九十]+[）)])")
 MAX_SPAN_CHARS = 220
-MAX_LIST_CHARS = 320   # a 款 with many 项 is cut after the items that fit, and says so
-MORE_ITEMS_NOTE = "（其余各项见条文全文）"
 
 
-@dataclass
+@dataclass(eq=False)  # spans are compared by identity
 class Span:
     """A quotable piece of a clause: a sentence, or a 款 with its 项 kept together."""
 
@@ -38,6 +46,42 @@ class Span:
     position: int        # order inside the clause
     text: str
     score: float = 0.0
+    context: Span | None = None  # the span it refers back to (前款, 上述), quoted before it
+
+
+class SpanWeights(BaseModel):
+    """How a span's score mixes what retrieval computed; chosen by cross-validation (evaluation.tuning).
+
+    score = coverage (idf-weighted share of the question's words in the span)
+          + dense * (the span's embedding similarity to the question, scaled 0..1 over candidates)
+          + prior * (its clause's fused retrieval score relative to the top clause)
+          + number * (the question asks for a number and the span states one)
+    A span is quoted when it scores at least `keep_ratio` of the best span; a clause other than the top
+    one is cited only when one of its spans shares a word with the question.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    dense: float = 0.5
+    prior: float = 0.5
+    number: float = 0.25
+    keep_ratio: float = 0.6
+
+
+@dataclass(frozen=True)
+class RankedClause:
+    """A retrieved clause as the composer sees it: its fused score and its units' dense similarities."""
+
+    clause: Clause
+    score: float
+    unit_pieces: tuple[str, ...] = ()
+    unit_dense: tuple[float, ...] = ()
+    span_dense: tuple[float, ...] = ()  # per quotable span, in order: its own vector's cosine to the question
+
+
+# A span that leans on its context cannot be quoted alone: "依照前款规定…", "有前款第二项情形的…",
+# "上述材料…". Such a span is quoted after the span before it (its context) or not at all.
+DANGLING = re.compile(r"^[^，。；]{0,12}(前款|前两款|前三款|前项|前述|上述|本款|第[一二三四五六七八九十]+项|该(条|款|项|情形|规定))")
 
 
 def make_citation(n: int, clause: Clause, meta: DocumentMeta, score: float | None = None) -> Citation:
@@ -49,73 +93,97 @@ def make_citation(n: int, clause: Clause, meta: DocumentMeta, score: float | Non
 
 
 def clause_spans(clause: Clause, rank: int) -> list[Span]:
-    """Quotable spans: plain sentences, but a 款 that introduces 项 stays one span, items on their lines."""
-    pieces: list[str] = []
-    for paragraph in clause.paragraphs:
-        if _ITEM_LINE.search(paragraph):
-            pieces.append(_shorten_list(paragraph))
-        else:
-            pieces.extend(split_sentences(paragraph))
-    return [Span(rank, position, text) for position, text in enumerate(pieces)]
+    """The clause's quotable spans (knowledge.units.quotable_spans), each knowing the span before it
+    when it leans on it (前款, 上述)."""
+    spans = [Span(rank, position, text) for position, text in enumerate(quotable_spans(clause))]
+    for before, span in zip(spans, spans[1:]):
+        if DANGLING.search(span.text) and not DANGLING.search(before.text):
+            span.context = before
+    return spans
 
 
-def _shorten_list(paragraph: str) -> str:
-    """The items that fit; a cut list says so, lest a caller take the quoted items for all of them."""
-    lines = paragraph.split("\n")
-    kept = [lines[0]]
-    for line in lines[1:]:
-        if sum(map(len, kept)) + len(line) > MAX_LIST_CHARS:
-            kept.append(MORE_ITEMS_NOTE)
-            break
-        kept.append(line)
-    return "\n".join(kept)
+def _similarity(span: Span, ranked: RankedClause) -> float:
+    """The span's own cosine to the question; its unit's when the index has no vector for it."""
+    if span.position < len(ranked.span_dense):
+        return ranked.span_dense[span.position]
+    return _unit_similarity(span, ranked)
 
 
-def score_span(span: Span, question_words: set[str], wants_number: bool) -> float:
-    """Lexical overlap with the question (longer words weigh more), a clause-rank prior, a number bonus."""
-    overlap = sum(len(w) for w in question_words if w in span.text)
-    total = sum(len(w) for w in question_words) or 1
-    score = overlap / total + 0.35 / (1 + span.rank)
-    if wants_number and _HAS_NUMBER.search(span.text):
-        score += 0.25
-    if len(span.text) > MAX_SPAN_CHARS:
-        score -= 0.1
-    return score
+def _unit_similarity(span: Span, ranked: RankedClause) -> float:
+    """The dense similarity of the retrieval unit that holds the span (the clause's best when none does)."""
+    head = span.text.split("\n", 1)[0][:40]
+    for piece, score in zip(ranked.unit_pieces, ranked.unit_dense):
+        if head in piece or piece in span.text:
+            return score
+    return max(ranked.unit_dense, default=0.0)
 
 
-def select_spans(question: str, ranked: list[Clause], max_sentences: int) -> list[Span]:
-    """The spans that answer: best-scoring first, at most two per clause, then in reading order."""
-    words = set(content_words(expand_colloquial(question)))
-    wants_number = bool(ASKS_FOR_NUMBER.search(question))
-    candidates = [span for rank, clause in enumerate(ranked) for span in clause_spans(clause, rank)]
-    for span in candidates:
-        span.score = score_span(span, words, wants_number)
+def select_spans(question_words: dict[str, float], wants_number: bool, ranked: list[RankedClause],
+                 max_sentences: int, weights: SpanWeights = SpanWeights()) -> list[Span]:
+    """The spans that answer, scored as `SpanWeights` says: best first, at most two per clause, then
+    in reading order; a dangling span brings its context along or is skipped.
+
+    `question_words` maps each content word of the question to its weight (idf over clauses).
+    """
+    total = sum(question_words.values()) or 1.0
+    top_score = max((r.score for r in ranked), default=0.0) or 1.0
+    candidates = [span for rank, r in enumerate(ranked) for span in clause_spans(r.clause, rank)]
+    if not candidates:
+        return []
+    dense = [_similarity(s, ranked[s.rank]) for s in candidates]
+    low, high = min(dense), max(dense)
+    coverage: dict[int, float] = {}
+    for i, (span, similarity) in enumerate(zip(candidates, dense)):
+        coverage[i] = sum(w for word, w in question_words.items() if word in span.text) / total
+        span.score = (
+            coverage[i]
+            + weights.dense * ((similarity - low) / (high - low) if high > low else 1.0)
+            + weights.prior * ranked[span.rank].score / top_score
+            + weights.number * (wants_number and bool(_HAS_NUMBER.search(span.text)))
+            - (0.1 if len(span.text) > MAX_SPAN_CHARS else 0.0)
+        )
+    best = max(s.score for s in candidates)
     chosen: list[Span] = []
     per_clause: dict[int, int] = {}
-    best = max((s.score for s in candidates), default=0.0)
-    for span in sorted(candidates, key=lambda s: -s.score):
-        if len(chosen) >= max_sentences or span.score < best * 0.6:
+    for i in sorted(range(len(candidates)), key=lambda j: -candidates[j].score):
+        span = candidates[i]
+        if len(chosen) >= max_sentences or span.score < best * weights.keep_ratio:
             break
-        if per_clause.get(span.rank, 0) >= 2:
+        if per_clause.get(span.rank, 0) >= 2 or span in chosen:
             continue
+        if span.rank > 0 and coverage[i] == 0:
+            continue  # a lower-ranked clause that shares no word with the question stays uncited
+        if DANGLING.search(span.text):
+            if span.context is None:
+                continue
+            if span.context not in chosen:
+                chosen.append(span.context)
         chosen.append(span)
         per_clause[span.rank] = per_clause.get(span.rank, 0) + 1
     return sorted(chosen, key=lambda s: (s.rank, s.position))
 
 
 def compose(spans: list[Span], marker_for_rank: dict[int, int]) -> str:
-    """Join spans into the answer text; every sentence ends in its clause's [n], list items on their lines."""
-    blocks = []
+    """One quoted span per line, each ending in its clause's [n]; a list of 项 keeps its lines and one marker."""
+    lines = []
     for span in spans:
         marker = f"[{marker_for_rank[span.rank]}]"
-        separator = "\n" if "\n" in span.text else ""
-        blocks.append(separator.join(sentence + marker for sentence in answer_sentences(span.text)))
-    return ("\n" if any("\n" in block for block in blocks) else "").join(blocks)
+        if "\n" in span.text:
+            lines.append(span.text + marker)
+        else:
+            lines.extend(sentence + marker for sentence in answer_sentences(span.text))
+    return "\n".join(lines)
+
+
+def states_a_number(spans: list[Span]) -> bool:
+    return any(_HAS_NUMBER.search(s.text) for s in spans)
 
 
 def reference_answer(clause: Clause, meta: DocumentMeta, max_sentences: int) -> str:
     """A direct lookup reads the clause itself: its opening sentences, the rest one click away."""
     spans = clause_spans(clause, 0)[:max_sentences]
+    for span in spans:
+        span.context = None
     text = compose(spans, {0: 1})
     if len(spans) < len(clause_spans(clause, 0)):
         text += "（条文全文见引用[1]）"

@@ -1,10 +1,11 @@
-"""The generative mode behind `Assistant.ask/stream`: retrieval and abstention as in the extractive mode,
-then the LLM chain, the grounding check, and the extractive answer whenever the model cannot be trusted.
+"""The generative composer: the LLM chain over the clauses the pipeline retrieved, the grounding check,
+and the pipeline's extractive answer whenever the model cannot be trusted.
 
-Why the extractive answer is computed first, for every generative question: it carries the abstention
-verdict (so the model is never asked about what the corpus does not cover, and both modes abstain on
-exactly the same questions) and it is the ready-made fallback when the model is unreachable, slow,
-erroring, or says too little that its clauses support.
+It receives the pipeline, not the Assistant: the chain's retrieval step is `AnswerPipeline.prepare`,
+run once on the (condensed) question, and the `Prepared` it returns carries both the scope decision (a
+declined question never reaches the model, so both modes decline exactly the same questions) and the
+ready extractive answer (the fallback when the model is unreachable, slow, erroring, or says too little
+that its clauses support).
 """
 
 from __future__ import annotations
@@ -15,74 +16,74 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import QuestionError
-from ..schema import Answer, Grounding, StreamEvent, Timings, Turn
-from .compose import version_notices
+from ..schema import (
+    Answer,
+    Citation,
+    Confidence,
+    Grounding,
+    Mode,
+    StreamEvent,
+    Timings,
+    Turn,
+)
+from .compose import LOW_CONFIDENCE_INTRO, LOW_CONFIDENCE_REFERRAL, version_notices
 
 if TYPE_CHECKING:
-    from ..service import Assistant
-    from .generate import Generation, Retrieved
+    from .generate import Generation, Generator, Retrieved
+    from .pipeline import AnswerPipeline, Prepared
+    from .retrieval import Method
 
-MODES = ("extractive", "generative")
 NOTICE_NO_LLM = "未配置大模型服务（POLICY_QA_LLM_BASE_URL），已按条款摘录方式回答。"
 
 
-def resolve_mode(mode: str | None, llm_available: bool) -> str:
+def resolve_mode(mode: Mode | str | None, llm_available: bool) -> Mode:
     """The mode to use: generative by default when an LLM is configured, extractive otherwise."""
     if mode is None or mode == "":
-        return "generative" if llm_available else "extractive"
-    if mode not in MODES:
-        raise QuestionError(f"不支持的回答模式“{mode}”：请选择 extractive（条款摘录）或 generative（大模型生成）。")
-    return mode
+        return Mode.generative if llm_available else Mode.extractive
+    try:
+        return Mode(mode)
+    except ValueError:
+        raise QuestionError(f"不支持的回答模式“{mode}”：请选择 extractive（条款摘录）或 generative（大模型生成）。") from None
 
 
-class _Run:
-    """One generative question: the closure handed to the chain as its retrieval step."""
+class GenerativeComposer:
+    """One generative question: condense → `pipeline.prepare` (once) → model → grounded answer."""
 
-    def __init__(self, assistant: Assistant, question: str, history: Sequence[Turn] | None,
-                 top_k: int | None, method: str) -> None:
-        self.assistant = assistant
+    def __init__(self, pipeline: AnswerPipeline, generator: Generator, question: str,
+                 history: Sequence[Turn] | None, top_k: int | None, method: Method) -> None:
+        self.pipeline = pipeline
+        self.generator = generator
         self.question = question
         self.history = list(history or [])
         self.top_k = top_k
         self.method = method
         self.started = time.perf_counter()
         self.retrieved_at: float | None = None
-        self.dropped: list = []
-
-    def extractive(self) -> Answer:
-        """The plain extractive answer (used when nothing was retrieved because condensing failed)."""
-        return self.assistant.ask(self.question, history=self.history or None, top_k=self.top_k,
-                                  method=self.method, mode="extractive")
+        self.prepared: Prepared | None = None
 
     def retrieve(self, standalone: str) -> Retrieved:
-        """Extractive answer (abstention verdict + fallback), then the top-k clauses numbered 1..k."""
+        """The chain's retrieval step: the pipeline once, then its hits numbered 1..k for the prompt."""
         from .generate import Retrieved
 
-        a = self.assistant
-        k = self.top_k or a.settings.top_k
-        if self.history and standalone != self.question:  # the model condensed a follow-up
-            fallback = a.ask(standalone, top_k=self.top_k, method=self.method, mode="extractive")
-            query = standalone
-        else:
-            fallback = self.extractive()
-            query = a.retrieval_query(self.question, self.history or None)
-        fallback = fallback.model_copy(update={"question": self.question})
-        if fallback.abstained:
-            self.retrieved_at = time.perf_counter()
-            return Retrieved(query, [], True, fallback)
-        hits, self.dropped = a._prefer_in_force(a.searcher.retrieve(query, k=k, method=self.method).hits)  # noqa: SLF001
-        citations = [a._citation(i + 1, h) for i, h in enumerate(hits[:k])]  # noqa: SLF001
+        condensed = bool(self.history) and standalone != self.question
+        self.prepared = self.pipeline.prepare(
+            self.question, None if condensed else self.history, self.top_k, self.method,
+            query=standalone if condensed else None,
+        )
         self.retrieved_at = time.perf_counter()
-        return Retrieved(query, citations, False, fallback)
+        declined = self.prepared.decision.confidence is Confidence.declined
+        k = self.top_k or self.pipeline.settings.top_k
+        citations = [] if declined else [self.pipeline.citation(i + 1, h) for i, h in enumerate(self.prepared.hits[:k])]
+        return Retrieved(self.prepared.query, citations, declined, self.prepared.answer)
 
     def answer(self, generation: Generation) -> Answer:
         """The Answer users get from a finished generation, whichever way it went."""
         from .generate import NOTICE_FAILED
 
-        if generation.retrieved is None:  # condensation failed before retrieval
-            answer = self.extractive()
-            answer.notices.insert(0, generation.error or NOTICE_FAILED)
-            return answer
+        if generation.retrieved is None:  # condensation failed before retrieval: the extractive answer
+            fallback = self.pipeline.prepare(self.question, self.history, self.top_k, self.method).answer
+            fallback.notices.insert(0, generation.error or NOTICE_FAILED)
+            return self._timed(fallback)
         fallback: Answer = generation.retrieved.payload
         if generation.retrieved.abstained:
             return self._timed(fallback)
@@ -90,18 +91,20 @@ class _Run:
         notice = generation.notice()
         if generation.usable:
             cited = generation.cited
-            index = self.assistant.index
-            metas = [index.documents[d] for d in dict.fromkeys(c.doc_id for c in cited)]
-            answer = Answer(
-                question=self.question, answer=generation.text, abstained=False, citations=cited,
-                notices=version_notices(metas, self.dropped) + ([notice] if notice else []),
-                mode="generative", grounding=grounding,
-            )
-            return self._timed(answer)
+            metas = [self.pipeline.index.documents[d] for d in dict.fromkeys(c.doc_id for c in cited)]
+            dropped = self.prepared.dropped if self.prepared else []
+            text = generation.text
+            if fallback.confidence is Confidence.low:
+                text = f"{LOW_CONFIDENCE_INTRO}\n{text}\n{LOW_CONFIDENCE_REFERRAL}"
+            return self._timed(Answer(
+                question=self.question, answer=text, abstained=False, confidence=fallback.confidence,
+                citations=cited, notices=version_notices(metas, dropped) + ([notice] if notice else []),
+                mode=Mode.generative, grounding=grounding,
+            ))
         return self._timed(fallback.model_copy(update={
             "notices": [notice or NOTICE_FAILED, *fallback.notices],
             "grounding": None if generation.error else grounding,
-            "mode": "extractive",
+            "mode": Mode.extractive,
         }))
 
     def _timed(self, answer: Answer) -> Answer:
@@ -114,64 +117,50 @@ class _Run:
         )
         return answer
 
+    # --- the two ways to run it -------------------------------------------------------------------
 
-def ask_generative(assistant: Assistant, question: str, history: Sequence[Turn] | None,
-                   top_k: int | None, method: str) -> Answer:
-    """`Assistant.ask` in generative mode; `question` is already validated."""
-    run = _Run(assistant, question, history, top_k, method)
-    if assistant.generator is None:
-        answer = run.extractive()
-        answer.notices.insert(0, NOTICE_NO_LLM)
-        return answer
-    return run.answer(assistant.generator.generate(question, run.retrieve, history))
+    def ask(self) -> Answer:
+        return self.answer(self.generator.generate(self.question, self.retrieve, self.history))
 
+    def stream(self) -> Iterator[StreamEvent]:
+        """Sources, then each grounded sentence, then done.
 
-def stream_generative(assistant: Assistant, question: str, history: Sequence[Turn] | None,
-                      top_k: int | None, method: str) -> Iterator[StreamEvent]:
-    """`Assistant.stream` in generative mode: sources, then each grounded sentence, then done.
-
-    The `done` event carries the whole final Answer and is authoritative: when the extractive answer
-    replaces a generation that failed midway, its text and citations supersede what was streamed.
-    """
-    run = _Run(assistant, question, history, top_k, method)
-    if assistant.generator is None:
-        answer = run.extractive()
-        answer.notices.insert(0, NOTICE_NO_LLM)
-        yield from replay(answer)
-        return
-    sources_sent = tokens_sent = False
-    answer: Answer | None = None
-    for event in assistant.generator.run(question, run.retrieve, history):
-        if event.kind == "sources" and not event.data.abstained:
-            yield _sources(event.data.citations)
-            sources_sent = True
-        elif event.kind == "token":
-            yield StreamEvent(event="token", data={"text": event.data})
-            tokens_sent = True
-        elif event.kind == "done":
-            answer = run.answer(event.data)
-    if answer is None:  # Generator.run always ends with done; this only guards a broken contract
-        raise RuntimeError("the generator stream ended without a done event")
-    if not sources_sent:  # abstained, or condensing failed: the extractive answer, streamed as usual
-        yield from replay(answer)
-        return
-    if answer.mode != "generative" and not tokens_sent:  # fallback before any generated sentence
-        for piece in _pieces(answer.answer):
-            yield StreamEvent(event="token", data={"text": piece})
-    yield StreamEvent(event="done", data=answer.model_dump(mode="json"))
+        The `done` event carries the whole final Answer and is authoritative: when the extractive answer
+        replaces a generation that failed midway, its text and citations supersede what was streamed.
+        """
+        sources_sent = tokens_sent = False
+        answer: Answer | None = None
+        for event in self.generator.run(self.question, self.retrieve, self.history):
+            if event.kind == "sources" and not event.data.abstained:
+                yield sources_event(event.data.citations)
+                sources_sent = True
+            elif event.kind == "token":
+                yield StreamEvent(event="token", data={"text": event.data})
+                tokens_sent = True
+            elif event.kind == "done":
+                answer = self.answer(event.data)
+        if answer is None:  # Generator.run always ends with done; this only guards a broken contract
+            raise RuntimeError("the generator stream ended without a done event")
+        if not sources_sent:  # declined, or condensing failed: the extractive answer, streamed as usual
+            yield from replay(answer)
+            return
+        if answer.mode is not Mode.generative and not tokens_sent:  # fallback before any generated sentence
+            for piece in _pieces(answer.answer):
+                yield StreamEvent(event="token", data={"text": piece})
+        yield StreamEvent(event="done", data=answer.model_dump(mode="json"))
 
 
-def _sources(citations: list) -> StreamEvent:
+def sources_event(citations: list[Citation]) -> StreamEvent:
     return StreamEvent(event="sources", data={"citations": [c.model_dump(mode="json") for c in citations]})
 
 
 def _pieces(text: str) -> list[str]:
-    return [p for p in re.findall(r"[^。；！？\]]*(?:[。；！？]|\])|.+$", text) if p]
+    return [p for p in re.findall(r"[^。；！？\]]*(?:[。；！？]|\])|.+$", text, flags=re.DOTALL) if p]
 
 
 def replay(answer: Answer) -> Iterator[StreamEvent]:
     """A finished Answer as a stream: its sources (or related clauses), its sentences, done."""
-    yield _sources(answer.related if answer.abstained else answer.citations)
+    yield sources_event(answer.related if answer.abstained else answer.citations)
     for piece in _pieces(answer.answer):
         yield StreamEvent(event="token", data={"text": piece})
     yield StreamEvent(event="done", data=answer.model_dump(mode="json"))

@@ -28,6 +28,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 from ..numerals import CN_BIG as _CN_BIG
@@ -146,22 +147,46 @@ def _blank(text: str, span: tuple[int, int]) -> str:
     return text[: span[0]] + " " * (span[1] - span[0]) + text[span[1]:]
 
 
-def _extract(text: str, *, lenient: bool) -> set[str]:
-    """Canonical numbers in `text`; see module docstring for the forms.
+@dataclass(frozen=True)
+class _Number:
+    """One number read from a text: its canonical value, where it stands and the unit written after it."""
+
+    value: str
+    start: int
+    end: int
+    unit: str = ""
+    """Canonical unit class ("day", "workday", "month", …) or "" when none or not comparable."""
+
+
+# Units whose swap changes what a clause says ("30个工作日" is not "30日"); synonyms share a class.
+_UNIT_CLASSES = {"工作日": "workday", "日": "day", "天": "day", "小时": "hour", "月": "month",
+                 "周年": "year", "年": "year", "周": "week", "星期": "week", "元": "yuan"}
+_UNIT_CLASS_RE = re.compile(r"\s*个?\s*(工作日|小时|周年|星期|日|天|月|年|周|元)")
+
+
+def _unit_after(text: str, end: int) -> str:
+    m = _UNIT_CLASS_RE.match(text, end)
+    return _UNIT_CLASSES[m.group(1)] if m else ""
+
+
+def _scan(text: str, *, lenient: bool) -> tuple[str, list[_Number]]:
+    """The normalised text and the numbers in it, with positions in that text; see module docstring.
 
     Strict mode (answer sentences) ignores a lone numeral character unless a unit follows it or 第
     precedes it, and skips idioms; lenient mode (clause texts) reads every numeral and also yields the
     parts of each date, so that a sentence is never faulted for a number its clause does contain.
     """
     text = _plain(text) if not lenient else unicodedata.normalize("NFKC", text)
-    found: set[str] = set()
+    original = text
+    found: list[_Number] = []
 
-    def consume(pattern: re.Pattern[str], handle) -> None:  # type: ignore[no-untyped-def]
+    def consume(pattern: re.Pattern[str], handle, unit: str | None = None) -> None:  # type: ignore[no-untyped-def]
         nonlocal text
         for m in list(pattern.finditer(text)):
             values = handle(m)
             if values:
-                found.update(values)
+                kind = unit if unit is not None else _unit_after(original, m.end())
+                found.extend(_Number(v, m.start(), m.end(), kind) for v in values)
                 text = _blank(text, m.span())
 
     def percent_cn(m: re.Match[str]) -> list[str]:
@@ -209,14 +234,19 @@ def _extract(text: str, *, lenient: bool) -> set[str]:
 
     if not lenient:
         text = _IDIOM_RE.sub(lambda m: " " * len(m.group(0)), text)
-    consume(_PERCENT_CN_RE, percent_cn)
-    consume(_FRACTION_CN_RE, fraction_cn)
-    consume(_PERCENT_RE, lambda m: [_fmt(float(m.group(1))) + m.group(2)])
-    consume(_DATE_RE, date)
-    consume(_MONTH_DAY_RE, month_day)
+    consume(_PERCENT_CN_RE, percent_cn, "")
+    consume(_FRACTION_CN_RE, fraction_cn, "")
+    consume(_PERCENT_RE, lambda m: [_fmt(float(m.group(1))) + m.group(2)], "")
+    consume(_DATE_RE, date, "")
+    consume(_MONTH_DAY_RE, month_day, "")
     consume(_ARABIC_RE, arabic)
     consume(_CN_RUN_RE, chinese)
-    return found
+    return original, found
+
+
+def _extract(text: str, *, lenient: bool) -> set[str]:
+    """Canonical numbers in `text` (see `_scan`)."""
+    return {n.value for n in _scan(text, lenient=lenient)[1]}
 
 
 def numbers_in(text: str) -> set[str]:
@@ -288,6 +318,346 @@ def support(sentence: str, clause_texts: Iterable[str]) -> float:
 def is_supported(sentence: str, clause_texts: Sequence[str], min_support: float = DEFAULT_MIN_SUPPORT) -> bool:
     """Whether the clauses support the sentence: enough lexical support and no invented number."""
     return support(sentence, clause_texts) >= min_support and not missing_numbers(sentence, clause_texts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fidelity: does the sentence say what the clause sentence it paraphrases says?
+# ---------------------------------------------------------------------------------------------
+#
+# Lexical support alone passes a sentence that copies a clause and changes one word: the actor
+# ("由监督检查部门" → "由人民法院"), the polarity ("可以" → "不得"), a quantifier ("一律") or a number that
+# the clause does state, but for something else. Each check below first finds the part of the clause
+# the sentence (or one comma phrase of it) paraphrases, by shared character bigrams, and then compares
+# only the one thing that check is about. Wording differences elsewhere never count against a sentence.
+
+_SENTENCE_STOPS = "。！？!?；;\n"
+_PHRASE_STOPS = _SENTENCE_STOPS + "，,：:"
+_ITEM_RE = re.compile(r"[（(]\s*[一二三四五六七八九十\d]{1,3}\s*[）)]")
+
+NUMBER_WINDOW = 10
+"""Characters on each side of a number read as its context ("自收到申请之日起 | 15日 | 内裁定是否受理")."""
+
+DEFAULT_NUMBER_MARGIN = 2
+"""How many more context bigrams another number of the clause must share with the sentence's number
+than any occurrence of the same value does, before the sentence counts as having moved that value."""
+
+DEFAULT_MAX_NOVEL = 4
+"""Most content characters a sentence may hold that its clauses have no bigram for (see `novel_content`)."""
+
+# Deontic and lexical negation. A sentence whose phrase is negated while the clause phrase it
+# paraphrases is not (or the reverse) says the opposite: 可以 → 不得, 应当 → 无需, 放弃 → 行使.
+# The verbs 拒绝/放弃/暂停/终止/停止 negate the action they govern, so swapping them for the plain
+# action (拒绝接受 → 接受, 暂停招标 → 继续招标) inverts the rule just as 不得 does.
+_NEGATORS = ("不得", "不能", "不可", "不准", "不许", "不应", "不予", "不再", "不必", "不需", "不用",
+             "无需", "无须", "禁止", "严禁", "拒绝", "拒不", "放弃", "暂停", "终止", "停止", "没有",
+             "不", "未", "无", "没", "非", "勿")
+_NEGATOR_RE = re.compile("|".join(sorted(map(re.escape, _NEGATORS), key=len, reverse=True)))
+# Words holding a negation character that bound a quantity or name a thing, not negate a rule:
+# "不得超过60日" and "最长60日" say the same, and "不动产"/"非法" are nouns and adjectives. They are
+# blanked on both sides before negation is looked for.
+_NOT_NEGATION = ("不得超过", "不超过", "不得少于", "不少于", "不得低于", "不低于", "不高于", "不多于",
+                 "不大于", "不小于", "不足", "不动产", "不良", "不正当", "非法", "无论", "不论", "无偿",
+                 "除非", "并非", "无关", "不仅", "无法")
+_NOT_NEGATION_RE = re.compile("|".join(sorted(map(re.escape, _NOT_NEGATION), key=len, reverse=True)))
+# Modal verbs: paraphrases swap them freely (应当 → 应/要/需要, 可以 → 可/能), so they are left out
+# when a sentence phrase is matched to a clause phrase, or every "应当" phrase would look alike.
+_MODALS = ("应当", "应该", "必须", "需要", "可以", "能够", "有权", "予以", "准予", "允许", "应", "须", "需",
+           "要", "可", "能", "会")
+_MODAL_RE = re.compile("|".join(sorted(map(re.escape, _MODALS + _NEGATORS), key=len, reverse=True)))
+
+# Heads of the terms that name who acts: authorities, courts, boards, parties. A sentence naming an
+# actor that the clause sentence it paraphrases does not name moves a duty or a power to someone else.
+_ACTOR_HEADS = ("部门", "机关", "机构", "法院", "政府", "国务院", "委员会", "董事会", "股东会", "监事会",
+                "单位", "银行", "供应商", "经营者", "投资者", "企业", "人")
+# Heads too generic to name anyone on their own: they must carry at least two characters in front
+# ("管理人", "大型企业"), and these "X人" words name no party of a rule.
+_SHORT_HEADS = {"企业": 2, "人": 2, "单位": 1}
+_NOT_ACTORS = ("他人", "个人", "本人", "法人", "任何人", "有人", "人员", "人数")
+# Function characters that end the name in front of a head: "经|上级登记机关|批准", "由|管理人".
+_ACTOR_BOUNDARY = set("的由经向对将和或与及被在于从给把应可是为让请等其并也还要即已未不之以按照自至当对凡各每该即如若")
+_ACTOR_RE = re.compile("|".join(sorted(map(re.escape, _ACTOR_HEADS), key=len, reverse=True)))
+_CONNECTIVES_RE = re.compile("或者|以及|或是|并且|而且|还是")
+
+# Absolute quantifiers a faithful paraphrase only writes when its clause does: they erase the
+# scope limits and exceptions that clauses carry ("限于抽奖式", "法律另有规定的除外").
+_ABSOLUTES = ("一律", "所有", "任何", "全部", "一切", "凡是", "无论", "不论", "只要", "一概", "都",
+              "没有例外", "无一例外", "不存在任何例外", "不存在例外", "毫无例外")
+_ABSOLUTE_RE = re.compile("|".join(sorted(map(re.escape, _ABSOLUTES), key=len, reverse=True)))
+# "都" only distributes a quantifier already there ("任何单位都不得", "双方都" for "双方均"), so any
+# universal or distributive word in the clause licenses it.
+_DISTRIBUTIVE = ("都", "均", "任何", "所有", "全部", "一律", "一切", "凡", "全体", "各", "每", "无论", "不论")
+_DISTRIBUTIVE_RE = re.compile("|".join(sorted(map(re.escape, set(_DISTRIBUTIVE) | set(_ABSOLUTES)), key=len, reverse=True)))
+
+# Grammatical words and hedges that answers put around clause content ("一般应在……内", "也不能",
+# "如果……就", "会被"). They carry no claim of their own, so a sentence is never faulted for adding them.
+_FUNCTION_CHARS = set(
+    "的了在和与及或并也都就还又而但且要应会能可将把被让给从对于向以为时后前中内其之该此这那等如若即则所由经按照"
+    "着过吗呢吧啊您你我们他她它自己只才再更很最已曾正将"
+)
+_FUNCTION_WORDS = ("一般", "通常", "原则上", "情况下", "如果", "对于", "除了", "除非", "需要", "可以", "应当",
+                   "自己", "同时", "一起", "以及", "或者", "并且", "而且", "但是", "不过", "也就是", "就是",
+                   "之间", "期间", "相关", "具体", "有关", "依法", "按照", "根据", "规定", "条款", "条例")
+_FUNCTION_WORD_RE = re.compile("|".join(sorted(map(re.escape, _FUNCTION_WORDS), key=len, reverse=True)))
+
+
+def _cut(text: str, stops: str, items: bool = False) -> list[tuple[int, int]]:
+    """Spans of `text` between stop characters (and before item markers "（一）" when `items`)."""
+    cuts = {0, len(text)}
+    cuts.update(i + 1 for i, ch in enumerate(text) if ch in stops)
+    if items:
+        cuts.update(m.start() for m in _ITEM_RE.finditer(text))
+    points = sorted(cuts)
+    return [(a, b) for a, b in zip(points, points[1:]) if _CONTENT_RUN_RE.search(text[a:b])]
+
+
+def _masked(text: str, numbers: Sequence[_Number]) -> str:
+    """`text` with every number written as '#' characters, so "三十日" and "30日" read alike."""
+    chars = list(text)
+    for n in numbers:
+        for i in range(n.start, n.end):
+            chars[i] = "#"
+    return "".join(chars)
+
+
+def _match_grams(text: str) -> frozenset[str]:
+    """Bigrams used to find which clause phrase a sentence phrase paraphrases: no modal or negator
+    (they are what the checks compare, so they must not steer the match) and no framing word."""
+    return frozenset(_bigrams(_MODAL_RE.sub(" ", text)) - _FRAMING_BIGRAMS)
+
+
+def negated(text: str) -> bool:
+    """Whether a phrase negates what it states (不得, 无需, 未, 拒绝 …), ignoring bounds like 不超过."""
+    return bool(_NEGATOR_RE.search(_NOT_NEGATION_RE.sub(" ", text)))
+
+
+def actors_in(text: str) -> list[str]:
+    """Terms naming who acts in `text`: "上一级市场监督管理部门", "管理人", "大型企业" (head word plus its
+    modifiers back to the previous function character)."""
+    text = _CONNECTIVES_RE.sub("、", unicodedata.normalize("NFKC", text))
+    out: list[str] = []
+    for m in _ACTOR_RE.finditer(text):
+        start = m.start()
+        while start > 0 and m.start() - start < 10 and "\u4e00" <= text[start - 1] <= "\u9fff" \
+                and text[start - 1] not in _ACTOR_BOUNDARY:
+            start -= 1
+        term = text[start:m.end()]
+        if m.start() - start < _SHORT_HEADS.get(m.group(0), 0) or term.endswith(_NOT_ACTORS):
+            continue
+        if m.group(0) == "人" and m.start() - start > 4:
+            term = text[m.start() - 4:m.end()]
+        out.append(term)
+    return out
+
+
+def _is_subsequence(short: str, long: str) -> bool:
+    chars = iter(long)
+    return all(c in chars for c in short)
+
+
+def _same_actor(a: str, b: str) -> bool:
+    """Whether two actor terms may name the same party: equal, or one an abbreviation of the other
+    ("上一级市场监管部门" of "上一级市场监督管理部门", "地方政府" of "地方人民政府")."""
+    return _is_subsequence(a, b) or _is_subsequence(b, a)
+
+
+def absolutes_in(text: str) -> list[str]:
+    """Absolute quantifiers in `text` ("一律", "任何情况下都", "不存在任何例外" …)."""
+    return _ABSOLUTE_RE.findall(unicodedata.normalize("NFKC", text))
+
+
+@dataclass(frozen=True)
+class _Part:
+    """A clause sentence or phrase: its text (numbers masked), bigrams and the sentence it is in."""
+
+    text: str
+    start: int
+    end: int
+    grams: frozenset[str]
+    sentence: int
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The cited clause texts, read once for all checks."""
+
+    text: str
+    grams: frozenset[str]
+    sentences: tuple[_Part, ...]
+    phrases: tuple[_Part, ...]
+    numbers: tuple[_Number, ...]
+    number_context: tuple[frozenset[str], ...]
+    actors: tuple[tuple[str, ...], ...]
+    """Actor terms of each sentence."""
+    absolutes: frozenset[str]
+
+
+def _window(text: str, start: int, end: int, lo: int, hi: int) -> frozenset[str]:
+    """Bigrams of the NUMBER_WINDOW characters before and after text[start:end], inside [lo, hi)."""
+    left = text[max(lo, start - NUMBER_WINDOW):start]
+    right = text[end:min(hi, end + NUMBER_WINDOW)]
+    return frozenset(_bigrams(left) | _bigrams(right))
+
+
+def _sentence_of(parts: Sequence[_Part], position: int) -> _Part:
+    for part in parts:
+        if part.start <= position < part.end:
+            return part
+    return parts[-1]
+
+
+@lru_cache(maxsize=256)
+def _source(texts: tuple[str, ...]) -> _Source:
+    raw, numbers = _scan("\n".join(texts), lenient=True)
+    text = _masked(raw, numbers)
+    sentences = tuple(
+        _Part(text[a:b], a, b, _match_grams(text[a:b]), i) for i, (a, b) in enumerate(_cut(text, _SENTENCE_STOPS, True))
+    )
+    phrases: list[_Part] = []
+    for s in sentences:
+        for a, b in _cut(s.text, _PHRASE_STOPS):
+            piece = s.text[a:b]
+            phrases.append(_Part(piece, s.start + a, s.start + b, _match_grams(piece), s.sentence, negated(piece)))
+    contexts = []
+    for n in numbers:
+        s = _sentence_of(sentences, n.start) if sentences else _Part(text, 0, len(text), frozenset(), 0)
+        contexts.append(_window(text, n.start, n.end, s.start, s.end))
+    return _Source(
+        text=text,
+        grams=frozenset(_bigrams(text)),
+        sentences=sentences,
+        phrases=tuple(phrases),
+        numbers=tuple(numbers),
+        number_context=tuple(contexts),
+        actors=tuple(tuple(actors_in(s.text)) for s in sentences),
+        absolutes=frozenset(_DISTRIBUTIVE_RE.findall(raw)),
+    )
+
+
+
+def _best(candidates: Sequence[_Part], grams: frozenset[str], whole: frozenset[str],
+          sentences: Sequence[_Part]) -> tuple[list[_Part], int]:
+    """The candidates sharing most bigrams with `grams`; ties go to the one whose clause sentence shares
+    most with the whole answer sentence. Returns all that tie on both, and the shared count."""
+    scored = [(len(grams & c.grams), len(whole & sentences[c.sentence].grams), c) for c in candidates]
+    if not scored:
+        return [], 0
+    top = max((a, b) for a, b, _ in scored)
+    return [c for a, b, c in scored if (a, b) == top], top[0]
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """What the fine checks found in one sentence against its cited clauses (empty when faithful)."""
+
+    moved_numbers: tuple[str, ...] = ()
+    """Numbers the clause states, but for something else (or with another unit)."""
+    flipped: tuple[str, ...] = ()
+    """Sentence phrases negated where the clause phrase they paraphrase is not, or the reverse."""
+    stray_actors: tuple[str, ...] = ()
+    """Actors the clause sentence being paraphrased does not name."""
+    absolutes: tuple[str, ...] = ()
+    """Absolute quantifiers the clauses never use."""
+    novel: str = ""
+    """Content characters of the sentence that no clause bigram covers."""
+
+
+def _sentence_parts(sentence: str) -> tuple[str, str, list[_Number], list[tuple[int, int]]]:
+    plain, numbers = _scan(sentence, lenient=False)
+    plain_norm = unicodedata.normalize("NFKC", plain)
+    masked = _masked(plain_norm, numbers)
+    return plain_norm, masked, numbers, _cut(masked, _PHRASE_STOPS)
+
+
+def _moved_numbers(masked: str, numbers: Sequence[_Number], src: _Source, margin: int) -> list[str]:
+    out: list[str] = []
+    for n in numbers:
+        same = [i for i, c in enumerate(src.numbers) if c.value == n.value]
+        if not same or "-" in n.value:
+            continue  # absent ones are invented (missing_numbers); whole dates are specific enough
+        context = _window(masked, n.start, n.end, 0, len(masked))
+        spans = {(src.numbers[i].start, src.numbers[i].end) for i in same}
+        scores = [len(context & src.number_context[i]) for i in range(len(src.numbers))]
+        best_same = max(scores[i] for i in same)
+        best_other = max((scores[i] for i, c in enumerate(src.numbers)
+                          if c.value != n.value and (c.start, c.end) not in spans), default=0)
+        units = {src.numbers[i].unit for i in same if scores[i] == best_same}
+        if best_other - best_same >= margin or (n.unit and "" not in units and n.unit not in units):
+            out.append(n.value)
+    return out
+
+
+def _flipped(masked: str, phrases: Sequence[tuple[int, int]], whole: frozenset[str], src: _Source) -> list[str]:
+    out: list[str] = []
+    for a, b in phrases:
+        piece = masked[a:b]
+        grams = _match_grams(piece)
+        if len(grams) < 2:
+            continue
+        best, shared = _best(src.phrases, grams, whole, src.sentences)
+        if shared < max(2, len(grams) / 2):
+            continue  # no clause phrase is clearly the one paraphrased
+        mine = negated(piece)
+        if best and all(p.negated != mine for p in best):
+            out.append(piece.strip("，,：:。；; "))
+    return out
+
+
+def _stray_actors(plain: str, masked: str, phrases: Sequence[tuple[int, int]], whole: frozenset[str],
+                  src: _Source) -> list[str]:
+    out: list[str] = []
+    for a, b in phrases:
+        piece = masked[a:b]
+        for term in dict.fromkeys(actors_in(piece)):
+            position = piece.find(term)
+            after = _match_grams(piece[position + len(term):])
+            grams = after if len(after) >= 3 else _match_grams(piece) - _bigrams(term)
+            best, shared = _best(src.sentences, grams, whole, src.sentences)
+            if shared < 2:
+                continue
+            named = [s for s in best if src.actors[s.sentence]]
+            if named and not any(term in s.text or any(_same_actor(term, t) for t in src.actors[s.sentence])
+                                 for s in best):
+                out.append(term)
+    return out
+
+
+def _novel(plain: str, numbers: Sequence[_Number], src: _Source) -> str:
+    """Content characters of the sentence that no bigram of the clauses covers, in order."""
+    skip = [False] * len(plain)
+    for n in numbers:
+        unit = _UNIT_AFTER.match(plain, n.end)
+        for i in range(n.start, unit.end() if unit else n.end):  # the number and its unit
+            skip[i] = True
+    for m in _FUNCTION_WORD_RE.finditer(plain):
+        for i in range(m.start(), m.end()):
+            skip[i] = True
+    text = plain.lower()
+    out = []
+    for i, ch in enumerate(text):
+        if skip[i] or ch in _FUNCTION_CHARS or not _CONTENT_RUN_RE.match(ch) or ch == "_":
+            continue
+        if text[max(0, i - 1):i + 1] in src.grams or text[i:i + 2] in src.grams:
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+def fidelity(sentence: str, clause_texts: Sequence[str], number_margin: int = DEFAULT_NUMBER_MARGIN) -> Fidelity:
+    """Compare a sentence with the clause parts it paraphrases: numbers, polarity, actors, quantifiers,
+    and content the clauses lack. Pure string work; the verdict is `check_sentence`'s."""
+    src = _source(tuple(clause_texts))
+    plain, masked, numbers, phrases = _sentence_parts(sentence)
+    whole = _match_grams(masked)
+    quantifiers = [q for q in absolutes_in(plain)
+                   if q not in src.absolutes and not (q == "都" and src.absolutes)]
+    return Fidelity(
+        moved_numbers=tuple(dict.fromkeys(_moved_numbers(masked, numbers, src, number_margin))),
+        flipped=tuple(_flipped(masked, phrases, whole, src)),
+        stray_actors=tuple(dict.fromkeys(_stray_actors(plain, masked, phrases, whole, src))),
+        absolutes=tuple(dict.fromkeys(quantifiers)),
+        novel=_novel(plain, numbers, src),
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,15 +1,22 @@
-"""Hybrid retrieval: jieba-BM25 and dense unit scores, aggregated to clauses and fused by RRF.
+"""Hybrid retrieval: BM25 over units, dense over units and BM25 over headings, aggregated to clauses and
+fused by reciprocal rank.
 
 (`retriever.ClauseRetriever` is its LangChain face; the answer path calls `ClauseSearcher` directly and
 so never imports langchain's retriever and tracing machinery, which would cost cold start ~0.4 s.)
 
-An exact reference ("登记条例第33条") bypasses scoring and returns that clause first; a document named
-in the question ("破产法里管理人…") gives that document's clauses a fusion bonus.
+Three rankings of clauses, each a field of its own:
+- BM25 over retrieval units (sentences of plan measures, 款 of long articles, short articles whole);
+- dense (e5) over the same units, a clause scoring as its best unit;
+- BM25 over each clause's headings: document title, 章/节 and the plan's part and section titles. A
+  chapter called 注销登记 says what all its articles are about, in words the articles rarely repeat.
+Their weights in the fusion are chosen by cross-validation (answering/tuning.py). An exact reference
+("登记条例第33条") bypasses scoring and returns that clause first; a document named in the question
+("破产法里管理人…") gives that document's clauses a bonus.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
@@ -17,11 +24,17 @@ import numpy as np
 
 from ..knowledge.embeddings import ArrayEmbeddings
 from ..knowledge.store import ClauseIndex
-from ..text import expand_colloquial, tokenize
+from ..knowledge.units import quotable_spans, text_key, unit_pieces
+from ..schema import DocStatus
+from ..text import content_words, expand_colloquial, tokenize
+from .ranking import LinearRanker, candidate_features
 from .references import DocumentNames, Reference, parse_reference
+from .terms import WordStats
+from .tuning import FusionParams
 
 Method = Literal["hybrid", "bm25", "dense"]
 NAMED_DOC_BONUS = 0.5  # in units of a first rank: a document named in the question is favoured
+DENSE_SEARCH_FACTOR = 8  # units searched per candidate clause: several units share a clause
 
 
 @dataclass
@@ -34,72 +47,177 @@ class Hit:
 
 
 @dataclass
+class RawScores:
+    """Per-clause scores of each field for one query, before fusion (the tuning re-fuses these)."""
+
+    bm25: np.ndarray
+    dense: np.ndarray
+    heading: np.ndarray
+    named: list[str]
+    query_vector: np.ndarray
+
+
+@dataclass
 class Retrieval:
-    """Ranked clause hits plus the signals abstention is decided on."""
+    """Ranked clause hits plus the signals the scope decision reads."""
 
     hits: list[Hit]
     reference: Reference | None = None
-    named_docs: list[str] = field(default_factory=list)
     bm25_top: float = 0.0
     dense_top: float = 0.0
     dense_margin: float = 0.0
+    query_vector: np.ndarray | None = None
 
 
 class ClauseSearcher:
-    """Scores clauses for a query; shared by the LangChain retriever, the service and the eval."""
+    """Scores clauses for a query; shared by the LangChain retriever, the answer pipeline and the eval."""
 
-    def __init__(self, index: ClauseIndex, embeddings: ArrayEmbeddings, candidate_k: int = 30, rrf_c: int = 5,
-                 dense_weight: float = 1.5, query_cache_size: int = 4096):
+    def __init__(self, index: ClauseIndex, embeddings: ArrayEmbeddings, candidate_k: int = 30,
+                 fusion: FusionParams = FusionParams(), query_cache_size: int = 4096,
+                 ranker: LinearRanker | None = None):
+        import bm25s
+
         self.index = index
         self.embeddings = embeddings
         self.candidate_k = candidate_k
-        self.rrf_c = rrf_c
-        self.dense_weight = dense_weight
+        self.fusion = fusion
+        self.ranker = ranker
+        self.word_stats = WordStats([c.text for c in index.clauses], index.vocabulary)
+        self._in_force = np.array([index.documents[c.doc_id].status is DocStatus.in_force for c in index.clauses])
+        self._lengths = np.array([len(c.text) for c in index.clauses], dtype=float)
+        self._heading_texts = [" ".join(c.heading_path) for c in index.clauses]
         self.names = DocumentNames(index.documents)
         self._n_clauses = len(index.clauses)
         self._clause_doc = np.array([c.doc_id for c in index.clauses])
+        self._headings = bm25s.BM25()
+        self._headings.index([list(tokenize(heading_text(index, c))) or ["_"] for c in index.clauses],
+                             show_progress=False)
+        # Unit vectors and texts per clause, for the composer's span scores (3 MB for 2k units).
+        self._unit_vectors = index.dense.reconstruct_n(0, index.dense.ntotal)
+        self._unit_rows: list[list[int]] = [[] for _ in index.clauses]
+        for row, clause_index in enumerate(index.unit_clause):
+            self._unit_rows[int(clause_index)].append(row)
         # Embedding the query is most of a question's cost, and hotline questions repeat.
         self._query_vector = lru_cache(maxsize=query_cache_size)(self._embed_query)
 
+    # --- scoring ---------------------------------------------------------------------------------
+
+    def raw_scores(self, query: str, exhaustive: bool = False) -> RawScores:
+        """Every field's clause scores; `exhaustive` scores every dense unit (a document filter needs them)."""
+        vector = self._query_vector(query)
+        return RawScores(
+            bm25=self._bm25_clause_scores(query),
+            dense=self._dense_clause_scores(vector, exhaustive),
+            heading=self._heading_scores(query),
+            named=self.names.find(query),
+            query_vector=vector,
+        )
+
+    def fuse(self, raw: RawScores, method: Method = "hybrid", fusion: FusionParams | None = None,
+             doc_id: str | None = None) -> np.ndarray:
+        """Reciprocal-rank fusion of the fields `method` uses; 0 for clauses no field ranked."""
+        fusion = fusion or self.fusion
+        allowed = self._clause_doc == doc_id if doc_id else np.ones(self._n_clauses, dtype=bool)
+        rankings = {
+            "hybrid": ((raw.bm25, 1.0), (raw.dense, fusion.dense_weight), (raw.heading, fusion.heading_weight)),
+            "bm25": ((raw.bm25, 1.0),),
+            "dense": ((raw.dense, 1.0),),
+        }[method]
+        fused = np.zeros(self._n_clauses)
+        for scores, weight in rankings:
+            if weight > 0:
+                fused += weight * self._reciprocal_ranks(np.where(allowed, scores, 0.0), fusion.rrf_c)
+        if raw.named and method == "hybrid":
+            fused[np.isin(self._clause_doc, raw.named) & (fused > 0)] += NAMED_DOC_BONUS / (fusion.rrf_c + 1)
+        return fused
+
+    def _reciprocal_ranks(self, scores: np.ndarray, rrf_c: int) -> np.ndarray:
+        """1/(c + rank) for the top `candidate_k` clauses with a positive score, 0 elsewhere.
+
+        Tied scores share a rank: every article of a chapter whose heading matches scores the same in
+        the heading field, and none of them should win by its position in the file.
+        """
+        out = np.zeros(self._n_clauses)
+        order = np.argsort(-scores, kind="stable")[: self.candidate_k]
+        order = order[scores[order] > 0]
+        if len(order):
+            top = scores[order]
+            ranks = _dense_ranks(top)
+            out[order] = 1.0 / (rrf_c + 1 + ranks)
+            ties = scores == top[-1]  # a tie at the cut-off: its other members rank the same
+            out[ties & (out == 0)] = 1.0 / (rrf_c + 1 + ranks[-1])
+        return out
+
     def retrieve(self, query: str, k: int = 5, method: Method = "hybrid", doc_id: str | None = None) -> Retrieval:
         reference = parse_reference(query, self.names)
-        named = self.names.find(query)
-        result = Retrieval(hits=[], reference=reference, named_docs=named)
+        result = Retrieval(hits=[], reference=reference)
         exact = self._exact_hit(reference)
         if exact is not None and (doc_id is None or self.index.clauses[exact].doc_id == doc_id):
             result.hits.append(Hit(exact, score=float("inf"), exact=True))
 
-        # Both are scored whatever the method: abstention reads signals from each.
-        bm25 = self._bm25_clause_scores(query)
-        dense = self._dense_clause_scores(query, exhaustive=doc_id is not None)
+        raw = self.raw_scores(query, exhaustive=doc_id is not None)
+        fused = self.fuse(raw, method, doc_id=doc_id)
         allowed = self._clause_doc == doc_id if doc_id else np.ones(self._n_clauses, dtype=bool)
-        fused = np.zeros(self._n_clauses)
-        rankings = {"hybrid": ((bm25, 1.0), (dense, self.dense_weight)), "bm25": ((bm25, 1.0),),
-                    "dense": ((dense, 1.0),)}[method]
-        for scores, weight in rankings:
-            masked = np.where(allowed, scores, -np.inf)
-            order = np.argsort(-masked)[: self.candidate_k]
-            order = order[np.isfinite(masked[order]) & (masked[order] > 0)]
-            fused[order] += weight / (self.rrf_c + 1 + np.arange(len(order)))
-        if named and method == "hybrid":
-            fused[np.isin(self._clause_doc, named) & (fused > 0)] += NAMED_DOC_BONUS / (self.rrf_c + 1)
-
-        result.bm25_top = float(bm25[allowed].max(initial=0.0))
-        top = np.sort(dense[allowed])[::-1]
+        result.query_vector = raw.query_vector
+        result.bm25_top = float(raw.bm25[allowed].max(initial=0.0))
+        top = np.sort(raw.dense[allowed])[::-1]
         result.dense_top = float(top[0]) if len(top) else 0.0
         background = top[10:30]
         result.dense_margin = float(top[0] - background.mean()) if len(background) else 0.0
 
         taken = {h.clause_index for h in result.hits}
-        for i in np.argsort(-fused):
-            if len(result.hits) >= k or fused[i] <= 0:
+        for i in self.order(query, raw, fused, method):
+            if len(result.hits) >= k:
                 break
             if int(i) not in taken:
-                result.hits.append(Hit(
-                    int(i), float(fused[i]),
-                    bm25=float(bm25[i]), dense=float(dense[i]),
-                ))
+                result.hits.append(Hit(int(i), float(fused[i]), bm25=float(raw.bm25[i]), dense=float(raw.dense[i])))
         return result
+
+    def order(self, query: str, raw: RawScores, fused: np.ndarray, method: Method = "hybrid",
+              ranker: LinearRanker | None = None) -> np.ndarray:
+        """Clause indices with a positive fused score, best first: by the ranker when there is one
+        (hybrid only), else by the fused score."""
+        ranker = ranker or self.ranker
+        candidates = np.argsort(-fused, kind="stable")
+        candidates = candidates[fused[candidates] > 0]
+        if ranker is None or method != "hybrid" or not len(candidates):
+            return candidates
+        pool = candidates[: self.candidate_k]
+        scores = ranker.scores(self.features(query, raw, fused, pool))
+        return np.concatenate([pool[np.argsort(-scores, kind="stable")], candidates[self.candidate_k:]])
+
+    def features(self, query: str, raw: RawScores, fused: np.ndarray, pool: np.ndarray) -> np.ndarray:
+        """The ranker's features (ranking.FEATURES) for the clauses in `pool`."""
+        words = {w: self.word_stats.idf(w) for w in content_words(expand_colloquial(query))}
+        total = sum(words.values()) or 1.0
+        texts = [self.index.clauses[int(i)].text for i in pool]
+        headings = [self._heading_texts[int(i)] for i in pool]
+        coverage = [sum(w for word, w in words.items() if word in text) / total for text in texts]
+        heading_coverage = [sum(w for word, w in words.items() if word in text) / total for text in headings]
+        named = np.isin(self._clause_doc, raw.named) if raw.named else np.zeros(self._n_clauses, dtype=bool)
+        return candidate_features(pool, fused, raw.bm25, raw.dense, raw.heading, coverage, heading_coverage,
+                                  named, self._in_force, self._lengths)
+
+    def unit_similarities(self, clause_index: int, query_vector: np.ndarray) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        """A clause's unit texts (without context) and each unit's cosine to the query."""
+        clause = self.index.clauses[clause_index]
+        pieces = tuple(unit_pieces(clause, self.index.documents[clause.doc_id]))
+        rows = self._unit_rows[clause_index]
+        scores = self._unit_vectors[rows] @ query_vector.reshape(-1)
+        return pieces, tuple(float(s) for s in scores[: len(pieces)])
+
+    def span_similarities(self, clause_index: int, query_vector: np.ndarray) -> tuple[float, ...]:
+        """Each quotable span's cosine to the query, in order (0 for a span the index holds no vector of)."""
+        rows = [self.index.span_row.get(text_key(t), -1) for t in quotable_spans(self.index.clauses[clause_index])]
+        if not rows or min(rows) < 0:
+            return ()
+        return tuple(float(v) for v in self.index.span_vectors[rows] @ query_vector.reshape(-1))
+
+    def clear_query_cache(self) -> None:
+        """Forget cached query vectors (the eval does, so that its latencies are first-time ones)."""
+        self._query_vector.cache_clear()
+
+    # --- fields ----------------------------------------------------------------------------------
 
     def _exact_hit(self, reference: Reference | None) -> int | None:
         if reference is None or reference.doc_id is None or reference.article is None:
@@ -114,20 +232,36 @@ class ClauseSearcher:
             np.maximum.at(clause_scores, self.index.unit_clause, unit_scores)
         return clause_scores
 
-    def clear_query_cache(self) -> None:
-        """Forget cached query vectors (the eval does, so that its latencies are first-time ones)."""
-        self._query_vector.cache_clear()
+    def _heading_scores(self, query: str) -> np.ndarray:
+        tokens = list(tokenize(expand_colloquial(query)))
+        return np.asarray(self._headings.get_scores(tokens), dtype=float) if tokens else np.zeros(self._n_clauses)
 
     def _embed_query(self, query: str) -> np.ndarray:
         vector = self.embeddings.embed_query_array(query).reshape(1, -1)
         vector.setflags(write=False)  # shared by every caller of the cache
         return vector
 
-    def _dense_clause_scores(self, query: str, exhaustive: bool = False) -> np.ndarray:
+    def _dense_clause_scores(self, vector: np.ndarray, exhaustive: bool = False) -> np.ndarray:
         """Best unit score per clause; `exhaustive` scores every unit (a document filter needs them all)."""
-        n = self.index.dense.ntotal if exhaustive else min(self.index.dense.ntotal, self.candidate_k * 8)
-        scores, rows = self.index.dense.search(self._query_vector(query), n)
+        ntotal = self.index.dense.ntotal
+        n = ntotal if exhaustive else min(ntotal, self.candidate_k * DENSE_SEARCH_FACTOR)
+        scores, rows = self.index.dense.search(vector, n)
         clause_scores = np.zeros(self._n_clauses)
         valid = rows[0] >= 0
         np.maximum.at(clause_scores, self.index.unit_clause[rows[0][valid]], scores[0][valid])
         return clause_scores
+
+
+def _dense_ranks(descending: np.ndarray) -> np.ndarray:
+    """0-based ranks of already sorted scores where equal scores share a rank: [9, 7, 7, 5] → [0, 1, 1, 3]."""
+    ranks = np.arange(len(descending))
+    for i in range(1, len(descending)):
+        if descending[i] == descending[i - 1]:
+            ranks[i] = ranks[i - 1]
+    return ranks
+
+
+def heading_text(index: ClauseIndex, clause) -> str:  # noqa: ANN001 - a Clause
+    """What the heading field holds for a clause: its 编/章/节 path, or the plan's part and section titles
+    (document names are matched separately, as the named-document bonus)."""
+    return " ".join(clause.heading_path)

@@ -1,8 +1,10 @@
-"""The evaluation: retrieval, citation, grounding and abstention metrics per retrieval method, and the gate.
+"""The evaluation: retrieval, citation, grounding and scope metrics per eval set and retrieval method,
+and the gate.
 
-Runs every question of eval/questions.jsonl through the same `Assistant` users get, once per method
-(bm25, dense, hybrid), and writes JSON plus a markdown table. The gate compares the hybrid metrics on
-the held-out test split with eval/floors.json and the committed eval/baseline.json.
+Every question of each set (real questions from public pages, written ones, rewrites) goes through
+the same `Assistant` users get, once per method (bm25, dense, hybrid); the report is JSON plus a
+markdown table per set. The gate compares the hybrid metrics on the held-out test split with
+eval/floors.json, whose floors come from cross-validated dev estimates minus a margin (tuning.py).
 """
 
 from __future__ import annotations
@@ -11,9 +13,6 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel
 
 from ..answering.grounding import (
     citation_scores,
@@ -25,34 +24,13 @@ from ..answering.grounding import (
     strip_markers,
 )
 from ..answering.retrieval import Method
-from ..answering.scope import Calibration, fit_logistic, rule_out_of_scope
-from ..config import PROJECT_ROOT
-from ..schema import Answer
+from ..schema import Answer, Confidence
 from ..service import Assistant
+from .sets import SETS, EvalQuestion, Split, load_set
 
-EVAL_DIR = PROJECT_ROOT / "eval"
 METHODS: tuple[Method, ...] = ("bm25", "dense", "hybrid")
-Split = Literal["dev", "test", "all"]
 # Metrics where higher is better, except these, where lower is.
-LOWER_IS_BETTER = {"false_abstention", "latency_p50_ms", "latency_p95_ms"}
-
-
-class EvalQuestion(BaseModel):
-    id: str
-    split: str
-    kind: str
-    question: str
-    gold: list[str] = []
-    key_facts: list[str] = []
-
-    @property
-    def answerable(self) -> bool:
-        return self.kind != "unanswerable"
-
-
-def load_questions(path: Path = EVAL_DIR / "questions.jsonl", split: Split = "all") -> list[EvalQuestion]:
-    questions = [EvalQuestion.model_validate_json(line) for line in path.read_text("utf-8").splitlines() if line]
-    return [q for q in questions if split == "all" or q.split == split]
+LOWER_IS_BETTER = {"false_abstention", "low_confidence_rate", "latency_p50_ms", "latency_p95_ms"}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -101,7 +79,8 @@ def answer_metrics(assistant: Assistant, questions: list[EvalQuestion], method: 
     answers: list[Answer] = []
     latencies: list[float] = []
     facts_found = facts_total = numbers_ok = numbers_total = valid = 0
-    abstained_unanswerable = unanswerable = abstained_answerable = answerable = 0
+    not_high_unanswerable = declined_unanswerable = unanswerable = 0
+    declined_answerable = low_answerable = answerable = cites_right = with_gold = 0
     for q in questions:
         started = time.perf_counter()
         answer = assistant.ask(q.question, method=method, mode=mode)
@@ -118,22 +97,31 @@ def answer_metrics(assistant: Assistant, questions: list[EvalQuestion], method: 
                 numbers_ok += len(found) - len(missing_numbers(strip_markers(sentence), cited))
         if q.answerable:
             answerable += 1
-            abstained_answerable += answer.abstained
+            declined_answerable += answer.confidence is Confidence.declined
+            low_answerable += answer.confidence is Confidence.low
             facts_total += len(q.key_facts)
             facts_found += sum(fact in text for fact in q.key_facts)
+            if q.gold:
+                with_gold += 1
+                cites_right += bool({c.clause_id for c in answer.citations} & set(q.gold))
         else:
             unanswerable += 1
-            abstained_unanswerable += answer.abstained
+            not_high_unanswerable += answer.confidence is not Confidence.high
+            declined_unanswerable += answer.confidence is Confidence.declined
         records.append({
-            "id": q.id, "kind": q.kind, "question": q.question, "abstained": answer.abstained,
+            "id": q.id, "kind": q.kind, "question": q.question, "confidence": answer.confidence.value,
             "answer": answer.answer, "cited": [c.clause_id for c in answer.citations], "gold": q.gold,
         })
     metrics = {
+        "cites_right_clause": cites_right / (with_gold or 1),
         "citation_validity": valid / (len(questions) or 1),
         "key_fact_recall": facts_found / (facts_total or 1),
         "numbers_in_cited_clause": numbers_ok / numbers_total if numbers_total else 1.0,
-        "abstention_recall": abstained_unanswerable / (unanswerable or 1),
-        "false_abstention": abstained_answerable / (answerable or 1),
+        # Unanswerable questions not given a confident answer (declined, or the low-confidence form).
+        "abstention_recall": not_high_unanswerable / (unanswerable or 1),
+        "decline_recall": declined_unanswerable / (unanswerable or 1),
+        "false_abstention": declined_answerable / (answerable or 1),
+        "low_confidence_rate": low_answerable / (answerable or 1),
         "latency_p50_ms": statistics.median(latencies) if latencies else 0.0,
         "latency_p95_ms": percentile(latencies, 0.95),
     }
@@ -159,81 +147,65 @@ def generative_metrics(answers: list[Answer]) -> dict[str, float]:
 
 
 def run_eval(assistant: Assistant, split: Split = "test", methods: tuple[Method, ...] = METHODS,
-             mode: str = "extractive") -> dict:
-    """All metrics for each method on one split; the generative mode runs hybrid retrieval only."""
-    questions = load_questions(split=split)
+             mode: str = "extractive", sets: tuple[str, ...] = tuple(SETS)) -> dict:
+    """All metrics for each set and method on one split; the generative mode runs hybrid retrieval only."""
     methods = methods if mode == "extractive" else ("hybrid",)
-    report: dict = {"split": split, "mode": mode, "questions": len(questions), "methods": {}, "records": {}}
-    for method in methods:
-        metrics = retrieval_metrics(assistant, questions, method)
-        answer_side, records = answer_metrics(assistant, questions, method, mode)
-        report["methods"][method] = {k: round(v, 4) for k, v in (metrics | answer_side).items()}
-        report["records"][method] = records
+    report: dict = {"split": split, "mode": mode, "sets": {}}
+    for name in sets:
+        questions = load_set(name, split)  # type: ignore[arg-type]
+        entry: dict = {"questions": len(questions), "methods": {}, "records": {}}
+        for method in methods:
+            metrics = retrieval_metrics(assistant, questions, method)
+            answer_side, records = answer_metrics(assistant, questions, method, mode)
+            entry["methods"][method] = {k: round(v, 4) for k, v in (metrics | answer_side).items()}
+            entry["records"][method] = records
+        report["sets"][name] = entry
     return report
 
 
 def markdown_table(report: dict) -> str:
-    methods = list(report["methods"])
-    names = list(next(iter(report["methods"].values())))
-    lines = [
-        f"Split: {report['split']} ({report['questions']} questions)",
-        "",
-        "| metric | " + " | ".join(methods) + " |",
-        "|---|" + "---|" * len(methods),
-    ]
-    for name in names:
-        lines.append(f"| {name} | " + " | ".join(f"{report['methods'][m][name]:.3f}" for m in methods) + " |")
-    return "\n".join(lines) + "\n"
+    lines = []
+    for name, entry in report["sets"].items():
+        methods = list(entry["methods"])
+        metric_names = list(next(iter(entry["methods"].values())))
+        lines += [f"Set: {name}, split {report['split']} ({entry['questions']} questions)", "",
+                  "| metric | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        for metric in metric_names:
+            lines.append(f"| {metric} | " + " | ".join(f"{entry['methods'][m][metric]:.3f}" for m in methods) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
-def gate(report: dict, floors: dict[str, float]) -> list[str]:
-    """Failures of the hybrid metrics against the floors (the contract); regressions against the
+def gate(report: dict, floors: dict[str, dict[str, float]]) -> list[str]:
+    """Failures of each set's hybrid metrics against its floors (the contract); regressions against the
     baseline are only warnings (see `regressions`)."""
-    hybrid = report["methods"]["hybrid"]
     failures = []
-    for name, floor in floors.items():
-        value = hybrid[name]
-        bad = value > floor if name in LOWER_IS_BETTER else value < floor
-        if bad:
-            failures.append(f"{name} = {value:.3f}, floor {floor:.3f}")
+    for name, set_floors in floors.items():
+        if name not in report["sets"]:
+            continue
+        hybrid = report["sets"][name]["methods"]["hybrid"]
+        for metric, floor in set_floors.items():
+            value = hybrid[metric]
+            bad = value > floor if metric in LOWER_IS_BETTER else value < floor
+            if bad:
+                failures.append(f"{name} {metric} = {value:.3f}, floor {floor:.3f}")
     return failures
 
 
-def regressions(report: dict, baseline: dict[str, float], tolerance: float = 0.02) -> list[str]:
-    hybrid = report["methods"]["hybrid"]
+def regressions(report: dict, baseline: dict[str, dict[str, float]], tolerance: float = 0.02) -> list[str]:
     found = []
-    for name, before in baseline.items():
-        if name.startswith("latency") or name not in hybrid:
+    for name, before_metrics in baseline.items():
+        if name not in report["sets"]:
             continue
-        now = hybrid[name]
-        worse = now > before + tolerance if name in LOWER_IS_BETTER else now < before - tolerance
-        if worse:
-            found.append(f"{name}: {before:.3f} → {now:.3f}")
+        hybrid = report["sets"][name]["methods"]["hybrid"]
+        for metric, before in before_metrics.items():
+            if metric.startswith("latency") or metric not in hybrid:
+                continue
+            now = hybrid[metric]
+            worse = now > before + tolerance if metric in LOWER_IS_BETTER else now < before - tolerance
+            if worse:
+                found.append(f"{name} {metric}: {before:.3f} → {now:.3f}")
     return found
-
-
-def calibrate(assistant: Assistant, target_false_abstention: float = 0.05) -> tuple[Calibration, dict]:
-    """Fit the abstention model on the dev split's retrieval signals (rules and exact references aside),
-    then move the bias so that at most `target_false_abstention` of answerable dev questions abstain."""
-    rows, labels = [], []
-    for q in load_questions(split="dev"):
-        query = q.question
-        if rule_out_of_scope(query):
-            continue
-        retrieval = assistant.searcher.retrieve(query, k=assistant.settings.top_k)
-        if retrieval.reference is not None:
-            continue  # references are answered or declined by rule, not by the model
-        hits, _ = assistant._prefer_in_force(retrieval.hits)  # noqa: SLF001 - same decision as ask()
-        rows.append(assistant.signals(query, retrieval, hits).vector())
-        labels.append(int(q.answerable))
-    model = fit_logistic(rows, labels)
-    z_in = sorted(model.bias + sum(w * x for w, x in zip(model.weights, r)) for r, y in zip(rows, labels) if y)
-    allowed = int(target_false_abstention * len(z_in))
-    shift = -z_in[allowed] + 1e-6 if z_in and z_in[allowed] < 0 else 0.0
-    model = Calibration(weights=model.weights, bias=model.bias + shift)
-    stats = {"rows": len(rows), "answerable": sum(labels), "unanswerable": len(labels) - sum(labels),
-             "bias_shift": round(shift, 4)}
-    return model, stats
 
 
 def write_report(report: dict, out_dir: Path) -> tuple[Path, Path]:

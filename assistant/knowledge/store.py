@@ -6,12 +6,14 @@
       clauses.jsonl     one Clause per line
       units.jsonl       retrieval units: clause index and content hash (the embedding cache key)
       dense.faiss       unit vectors, inner product over normalised vectors
+      spans.jsonl       every quotable span's content hash, in the row order of spans.faiss
+      spans.faiss       span vectors: which sentence of a clause answers (the composer reads them)
       bm25/             bm25s sparse matrices (JSON + .npy, no pickle)
       user_dict.txt     the corpus's policy vocabulary for jieba
 
 A build writes a sibling temp directory and swaps it in only when complete, so a failed or interrupted
-build leaves the previous index usable. Unit vectors of an unchanged text are reused from the previous
-index instead of being embedded again.
+build leaves the previous index usable. Vectors of an unchanged text (unit or span) are reused from the
+previous index instead of being embedded again.
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ from ..text import load_user_words, tokenize
 from .corpus import corpus_files, corpus_hash, read_source
 from .embeddings import ArrayEmbeddings
 from .parsing import parse_document
-from .units import Unit, policy_vocabulary, units_for
+from .units import policy_vocabulary, quotable_spans, text_key, units_for
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: spans.faiss
+REUSABLE_SCHEMAS = (1, 2)  # versions whose vectors a build may reuse
 T = TypeVar("T")
 BUILD_HINT = "run `policy-qa build`"
 
@@ -53,6 +56,7 @@ class IndexManifest(BaseModel):
     documents: int
     clauses: int
     units: int
+    spans: int = 0
     embedded_units: int
     reused_units: int
     built_at: str
@@ -70,15 +74,23 @@ class ClauseIndex:
     dense: faiss.Index           # noqa: F821 - imported lazily; faiss has no stubs
     bm25: bm25s.BM25             # noqa: F821 - imported lazily
     vocabulary: list[str]        # the corpus's policy vocabulary (quoted plan terms, document names)
+    span_vectors: np.ndarray     # one row per quotable span (see span_row)
+    span_keys: list[str]
 
     def __post_init__(self) -> None:
         self.by_id = {c.clause_id: i for i, c in enumerate(self.clauses)}
+        self.span_row = {key: row for row, key in enumerate(self.span_keys)}
 
 
 # --- build -------------------------------------------------------------------------------------
 
-def build_index(settings: Settings, embeddings: ArrayEmbeddings, progress: bool = True) -> IndexManifest:
-    """Parse the corpus, embed what changed, and atomically replace `settings.index_dir`."""
+def build_index(settings: Settings, embeddings: ArrayEmbeddings, progress: bool = True,
+                finalize: Callable[[Path], None] | None = None) -> IndexManifest:
+    """Parse the corpus, embed what changed, and atomically replace `settings.index_dir`.
+
+    `finalize(staging_dir)` runs on the complete new index before it is swapped in (the CLI fits the
+    tuned constants there); if it fails, the previous index stays in place.
+    """
     import bm25s
     import faiss
 
@@ -90,9 +102,15 @@ def build_index(settings: Settings, embeddings: ArrayEmbeddings, progress: bool 
     meta_by_id = {m.doc_id: m for m in metas}
     units = [u for i, c in enumerate(clauses) for u in units_for(i, c, meta_by_id[c.doc_id])]
 
+    span_texts = sorted({span for clause in clauses for span in quotable_spans(clause)})
     vocabulary = policy_vocabulary(metas, clauses)
     load_user_words(vocabulary)
-    vectors, reused = _embed_with_cache(units, embeddings, settings, progress)
+    texts = {u.key: u.text for u in units} | {text_key(t): t for t in span_texts}
+    cached, reused = _embed_with_cache(texts, embeddings, settings, progress)
+    vectors = np.stack([cached[u.key] for u in units]).astype(np.float32)
+    span_keys = [text_key(t) for t in span_texts]
+    span_index = faiss.IndexFlatIP(vectors.shape[1])
+    span_index.add(np.stack([cached[k] for k in span_keys]).astype(np.float32))
 
     dense = faiss.IndexFlatIP(vectors.shape[1])
     dense.add(vectors)
@@ -108,7 +126,8 @@ def build_index(settings: Settings, embeddings: ArrayEmbeddings, progress: bool 
         documents=len(metas),
         clauses=len(clauses),
         units=len(units),
-        embedded_units=len(units) - reused,
+        spans=len(span_keys),
+        embedded_units=len(texts) - reused,
         reused_units=reused,
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         build_seconds=0.0,
@@ -125,8 +144,14 @@ def build_index(settings: Settings, embeddings: ArrayEmbeddings, progress: bool 
             (json.dumps({"clause": u.clause_index, "key": u.key}) for u in units),
         )
         faiss.write_index(dense, str(staging / "dense.faiss"))
+        faiss.write_index(span_index, str(staging / "spans.faiss"))
+        _write_lines(staging / "spans.jsonl", (json.dumps({"key": key}) for key in span_keys))
         bm25.save(str(staging / "bm25"), allow_pickle=False)
         (staging / "user_dict.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+        manifest.build_seconds = round(time.perf_counter() - started, 2)
+        _write_json(staging / "manifest.json", manifest.model_dump())
+        if finalize is not None:
+            finalize(staging)
         manifest.build_seconds = round(time.perf_counter() - started, 2)
         _write_json(staging / "manifest.json", manifest.model_dump())
         _swap_in(staging, target)
@@ -137,36 +162,39 @@ def build_index(settings: Settings, embeddings: ArrayEmbeddings, progress: bool 
 
 
 def _embed_with_cache(
-    units: list[Unit], embeddings: ArrayEmbeddings, settings: Settings, progress: bool
-) -> tuple[np.ndarray, int]:
-    """Vectors for all units, reusing the previous index's vectors for unchanged unit texts."""
+    texts: dict[str, str], embeddings: ArrayEmbeddings, settings: Settings, progress: bool
+) -> tuple[dict[str, np.ndarray], int]:
+    """Vectors for every text (by content hash), reusing the previous index's vectors; also how many were reused."""
     cached = _previous_vectors(settings.index_dir, embeddings.model_id)
-    missing = sorted({u.key: u.text for u in units if u.key not in cached}.items())
+    missing = sorted((key, text) for key, text in texts.items() if key not in cached)
     batch = settings.embedding_batch_size
     with tqdm(
-        total=len(missing), desc="embedding clauses", unit="unit", disable=not progress or not missing
+        total=len(missing), desc="embedding clauses", unit="text", disable=not progress or not missing
     ) as bar:
         for start in range(0, len(missing), batch):
             chunk = missing[start : start + batch]
             for (key, _), vector in zip(chunk, embeddings.embed_documents_array([t for _, t in chunk])):
                 cached[key] = vector
             bar.update(len(chunk))
-    vectors = np.stack([cached[u.key] for u in units]).astype(np.float32)
-    return vectors, len(units) - len(missing)
+    return cached, len(texts) - len(missing)
 
 
 def _previous_vectors(index_dir: Path, model_id: str) -> dict[str, np.ndarray]:
-    """Unit vectors of the current index, keyed by content hash, if it was built with the same model."""
+    """Unit and span vectors of the current index, keyed by content hash, if it used the same model."""
     try:
         manifest = _read_manifest(index_dir)
-        if manifest.embedding_model != model_id or manifest.schema_version != SCHEMA_VERSION:
+        if manifest.embedding_model != model_id or manifest.schema_version not in REUSABLE_SCHEMAS:
             return {}
         import faiss
 
-        dense = faiss.read_index(str(index_dir / "dense.faiss"))
-        keys = [json.loads(line)["key"] for line in _read_lines(index_dir / "units.jsonl")]
-        vectors = dense.reconstruct_n(0, dense.ntotal)
-        return dict(zip(keys, vectors))
+        vectors: dict[str, np.ndarray] = {}
+        for faiss_name, keys_name in (("dense.faiss", "units.jsonl"), ("spans.faiss", "spans.jsonl")):
+            if not (index_dir / faiss_name).exists():
+                continue
+            index = faiss.read_index(str(index_dir / faiss_name))
+            keys = [json.loads(line)["key"] for line in _read_lines(index_dir / keys_name)]
+            vectors.update(zip(keys, index.reconstruct_n(0, index.ntotal)))
+        return vectors
     except (OSError, ValueError, KeyError, RuntimeError, IndexError_):
         return {}  # no usable previous index: embed everything
 
@@ -211,11 +239,14 @@ def load_index(settings: Settings, check_corpus: bool = True) -> ClauseIndex:
     dense = _load_component(index_dir, "dense.faiss", lambda p: faiss.read_index(str(p)))
     bm25 = _load_component(index_dir, "bm25", lambda p: bm25s.BM25.load(str(p), allow_pickle=False))
     vocabulary = _load_component(index_dir, "user_dict.txt", lambda p: p.read_text(encoding="utf-8").split())
-    problem = _inconsistency(manifest, documents, clauses, unit_clause, dense, bm25)
+    span_vectors = _load_component(index_dir, "spans.faiss", lambda p: _all_vectors(faiss.read_index(str(p))))
+    span_keys = _load_component(index_dir, "spans.jsonl", lambda p: [json.loads(line)["key"] for line in _read_lines(p)])
+    problem = _inconsistency(manifest, documents, clauses, unit_clause, dense, bm25) or (
+        "span vectors and keys differ in number" if len(span_keys) != len(span_vectors) else None)
     if problem:
         raise IndexError_(f"the index in {index_dir.name}/ is inconsistent ({problem}): {BUILD_HINT} again")
     load_user_words(vocabulary)
-    return ClauseIndex(manifest, documents, clauses, unit_clause, dense, bm25, vocabulary)
+    return ClauseIndex(manifest, documents, clauses, unit_clause, dense, bm25, vocabulary, span_vectors, span_keys)
 
 
 def _load_component(index_dir: Path, name: str, read: Callable[[Path], T]) -> T:
@@ -227,6 +258,10 @@ def _load_component(index_dir: Path, name: str, read: Callable[[Path], T]) -> T:
     except Exception as exc:  # noqa: BLE001 - FAISS, bm25s, json and pydantic each raise their own kinds
         kind = type(exc).__name__
         raise IndexError_(f"the index file {index_dir.name}/{name} is damaged ({kind}): {BUILD_HINT} again") from None
+
+
+def _all_vectors(index) -> np.ndarray:  # noqa: ANN001 - a faiss index
+    return index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), dtype=np.float32)
 
 
 def _read_documents(path: Path) -> dict[str, DocumentMeta]:

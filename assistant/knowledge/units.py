@@ -12,8 +12,12 @@ import re
 from dataclasses import dataclass
 
 from ..schema import Clause, DocumentMeta
+from ..text import split_sentences
 
 SHORT_ARTICLE_CHARS = 160   # articles up to this length are embedded whole
+MAX_LIST_CHARS = 320        # a 款 with many 项 is quoted up to the items that fit, and says so
+MORE_ITEMS_NOTE = "（其余各项见条文全文）"
+_ITEM_LINE = re.compile(r"\n(?=[（(][一二三四五六七八九十]+[）)])")
 MAX_UNIT_CHARS = 240        # the embedding cost grows with length; topics sit at the start
 _HAN_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
 _QUOTED = re.compile(r"[“「]([^”」]{2,24})[”」]")
@@ -26,8 +30,7 @@ class Unit:
 
     @property
     def key(self) -> str:
-        """Content hash: the embedding cache key (with the model id)."""
-        return hashlib.sha256(self.text.encode()).hexdigest()[:24]
+        return text_key(self.text)
 
 
 def clause_context(clause: Clause, meta: DocumentMeta) -> str:
@@ -39,16 +42,56 @@ def clause_context(clause: Clause, meta: DocumentMeta) -> str:
     return f"{name} {clause.label}："
 
 
-def units_for(clause_index: int, clause: Clause, meta: DocumentMeta) -> list[Unit]:
-    """Split one clause into retrieval units as the module docstring describes."""
-    context = clause_context(clause, meta)
+def unit_pieces(clause: Clause, meta: DocumentMeta) -> list[str]:
+    """The parts of a clause that become units, without their context prefix (the composer matches
+    quoted sentences to them to reuse the units' retrieval scores)."""
     if meta.kind == "plan":
         pieces = list(clause.sentences) or [clause.text]
     elif len(clause.text) <= SHORT_ARTICLE_CHARS:
         pieces = [clause.text]
     else:
         pieces = list(clause.paragraphs)
+    return [piece for piece in pieces if piece.strip()]
+
+
+def units_for(clause_index: int, clause: Clause, meta: DocumentMeta) -> list[Unit]:
+    """Split one clause into retrieval units as the module docstring describes."""
+    context = clause_context(clause, meta)
+    pieces = unit_pieces(clause, meta)
     return [Unit(clause_index, (context + piece)[:MAX_UNIT_CHARS]) for piece in pieces if piece.strip()]
+
+
+def quotable_spans(clause: Clause) -> list[str]:
+    """What an answer may quote of a clause, in order: its sentences, but a 款 that introduces 项
+    stays one span with its items on their lines (cut after the items that fit, saying so).
+
+    Each span is embedded at build time (spans.faiss), so the composer can tell which sentence of a
+    clause answers a question, not only which clause does.
+    """
+    pieces: list[str] = []
+    for paragraph in clause.paragraphs:
+        if _ITEM_LINE.search(paragraph):
+            pieces.append(_shorten_list(paragraph))
+        else:
+            pieces.extend(split_sentences(paragraph))
+    return pieces
+
+
+def _shorten_list(paragraph: str) -> str:
+    """The items that fit; a cut list says so, lest a caller take the quoted items for all of them."""
+    lines = paragraph.split("\n")
+    kept = [lines[0]]
+    for line in lines[1:]:
+        if sum(map(len, kept)) + len(line) > MAX_LIST_CHARS:
+            kept.append(MORE_ITEMS_NOTE)
+            break
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def text_key(text: str) -> str:
+    """Content hash of an embedded text: the embedding cache key (with the model id)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def policy_vocabulary(metas: list[DocumentMeta], clauses: list[Clause]) -> list[str]:

@@ -1,0 +1,216 @@
+"""One question, one way through: query → retrieval (once) → ScopeDecision → extractive composition.
+
+`AnswerPipeline.prepare` returns everything a composer needs: the decision, the ranked hits and the
+ready extractive answer. The extractive mode returns that answer; the generative composer
+(generative.py) gets the same `Prepared` and uses the answer as its fallback, so retrieval never runs
+twice and nothing here calls back into the Assistant facade.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..config import Settings
+from ..knowledge.store import ClauseIndex
+from ..schema import Answer, Citation, Confidence, DocumentMeta, Turn
+from ..text import content_words, expand_colloquial
+from .compose import (
+    ABSTAIN_REPLY,
+    ASKS_FOR_NUMBER,
+    INSTRUCTION_REPLY,
+    LOW_CONFIDENCE_INTRO,
+    LOW_CONFIDENCE_REFERRAL,
+    NO_NUMBER_NOTICE,
+    OTHER_PLACE_REPLY,
+    RankedClause,
+    compose,
+    make_citation,
+    missing_article_reply,
+    reference_answer,
+    select_spans,
+    states_a_number,
+    unknown_document_reply,
+    unnumbered_document_reply,
+    version_notices,
+)
+from .retrieval import ClauseSearcher, Hit, Method, Retrieval
+from .scope import ScopeDecision, Signals
+from .scope_rules import FOLLOW_UP, declining_rule
+from .tuning import Tuning
+
+RELATED_ON_DECLINE = 3
+ANSWER_CLAUSES = 3  # clauses whose sentences compete for the answer
+_RULE_REPLIES = {"instruction": INSTRUCTION_REPLY, "small_talk": ABSTAIN_REPLY, "other_jurisdiction": OTHER_PLACE_REPLY}
+
+
+@dataclass
+class Prepared:
+    """A question after retrieval and the scope decision, with its extractive answer ready."""
+
+    question: str
+    query: str
+    decision: ScopeDecision
+    answer: Answer
+    hits: list[Hit] = field(default_factory=list)
+    dropped: list[DocumentMeta] = field(default_factory=list)
+    retrieval: Retrieval | None = None
+    retrieve_ms: float = 0.0
+
+
+class AnswerPipeline:
+    """Turns a validated question into a `Prepared`; holds no state between questions."""
+
+    def __init__(self, settings: Settings, index: ClauseIndex, searcher: ClauseSearcher, tuning: Tuning) -> None:
+        self.settings = settings
+        self.index = index
+        self.searcher = searcher
+        self.tuning = tuning
+        self.word_stats = searcher.word_stats
+
+    # --- the query ---------------------------------------------------------------------------
+
+    def retrieval_query(self, question: str, history: Sequence[Turn] | None) -> str:
+        """A follow-up ("那个体户呢？") borrows the previous question's topic for retrieval."""
+        previous = next((t.content for t in reversed(history or []) if t.role == "user"), None)
+        if not previous:
+            return question
+        if re.search(r"第.{1,6}条", question) and not self.searcher.names.find(question):
+            names = self.searcher.names.find(previous)
+            if names:
+                meta = self.index.documents[names[0]]
+                return f"{(meta.short_names or (meta.title,))[0]}{question}"
+        if not (FOLLOW_UP.pattern.search(question) or len(content_words(question)) <= 1):
+            return question
+        topic = " ".join(w for w in content_words(previous) if w not in question)
+        return f"{question} {topic}".strip()
+
+    # --- one question ------------------------------------------------------------------------
+
+    def prepare(self, question: str, history: Sequence[Turn] | None = None, top_k: int | None = None,
+                method: Method = "hybrid", query: str | None = None) -> Prepared:
+        """Retrieve once, decide, compose the extractive answer. `query` overrides the follow-up rule
+        (the generative mode passes the model's condensed question)."""
+        query = query or self.retrieval_query(question, history)
+        rule = declining_rule(query)
+        if rule is not None:
+            return self._declined(question, query, rule.name, _RULE_REPLIES[rule.name])
+        if not content_words(query):
+            return self._declined(question, query, "no_content", ABSTAIN_REPLY)
+
+        started = time.perf_counter()
+        retrieval = self.searcher.retrieve(query, k=top_k or self.settings.top_k, method=method)
+        retrieve_ms = (time.perf_counter() - started) * 1000
+        by_reference = self._reference(question, query, retrieval)
+        if by_reference is not None:
+            return by_reference
+        hits, dropped = self.prefer_in_force(retrieval.hits)
+        if not hits:
+            return self._declined(question, query, "nothing_retrieved", ABSTAIN_REPLY, retrieval=retrieval)
+        decision = self.decide(query, retrieval, hits)
+        answer = self._compose(question, query, retrieval, hits, dropped, decision.confidence)
+        return Prepared(question, query, decision, answer, hits, dropped, retrieval, retrieve_ms)
+
+    def decide(self, query: str, retrieval: Retrieval, hits: list[Hit]) -> ScopeDecision:
+        """High when a quoted policy term is named or the scope model says so; low otherwise."""
+        if self.word_stats.names_policy_term(query):
+            return ScopeDecision(Confidence.high, "policy_term")
+        if self.tuning.scope is None:
+            return ScopeDecision(Confidence.high, "no_scope_model")
+        return self.tuning.scope.decide(self.signals(query, retrieval, hits))
+
+    def signals(self, query: str, retrieval: Retrieval, hits: list[Hit]) -> Signals:
+        top_text = "".join(self.index.clauses[h.clause_index].text for h in hits[:ANSWER_CLAUSES])
+        return Signals(
+            coverage=self.word_stats.coverage(query, top_text),
+            unknown=self.word_stats.unknown(query),
+            bm25_log=math.log1p(retrieval.bm25_top),
+            dense_top=retrieval.dense_top,
+            dense_margin=retrieval.dense_margin,
+        )
+
+    def prefer_in_force(self, hits: list[Hit]) -> tuple[list[Hit], list[DocumentMeta]]:
+        """Drop hits from a superseded version when its replacement was retrieved too."""
+        docs = {self.index.clauses[h.clause_index].doc_id for h in hits}
+        dropped_ids = {d for d in docs if (self.index.documents[d].superseded_by or "") in docs}
+        kept = [h for h in hits if self.index.clauses[h.clause_index].doc_id not in dropped_ids]
+        return kept, [self.index.documents[d] for d in sorted(dropped_ids)]
+
+    def citation(self, n: int, hit: Hit) -> Citation:
+        clause = self.index.clauses[hit.clause_index]
+        return make_citation(n, clause, self.index.documents[clause.doc_id], None if hit.exact else hit.score)
+
+    def ranked_clauses(self, retrieval: Retrieval, hits: list[Hit]) -> list[RankedClause]:
+        """The top clauses with their units' similarity to the query: what spans are chosen from."""
+        ranked = []
+        for hit in hits[:ANSWER_CLAUSES]:
+            pieces, dense = self.searcher.unit_similarities(hit.clause_index, retrieval.query_vector)
+            spans = self.searcher.span_similarities(hit.clause_index, retrieval.query_vector)
+            ranked.append(RankedClause(self.index.clauses[hit.clause_index], hit.score, pieces, dense, spans))
+        return ranked
+
+    def question_terms(self, query: str) -> dict[str, float]:
+        """The query's content words (colloquial words with their formal terms) and their idf weights."""
+        return {w: self.word_stats.idf(w) for w in content_words(expand_colloquial(query))}
+
+    # --- pieces ------------------------------------------------------------------------------
+
+    def _reference(self, question: str, query: str, retrieval: Retrieval) -> Prepared | None:
+        """Answer or decline a direct reference ("登记条例第三十三条"); None when there is none."""
+        reference = retrieval.reference
+        if reference is None:
+            return None
+        if reference.doc_id is None:
+            return self._declined(question, query, "unknown_document", unknown_document_reply(reference.name or ""))
+        if reference.article is None:
+            return None
+        meta = self.index.documents[reference.doc_id]
+        exact = next((h for h in retrieval.hits if h.exact), None)
+        if exact is not None:
+            clause = self.index.clauses[exact.clause_index]
+            answer = Answer(question=question, answer=reference_answer(clause, meta, self.settings.max_answer_sentences),
+                            abstained=False, confidence=Confidence.high, citations=[make_citation(1, clause, meta)],
+                            notices=version_notices([meta], []))
+            return Prepared(question, query, ScopeDecision(Confidence.high, "reference"), answer, [exact], [], retrieval)
+        last = max((c.number or 0) for c in self.index.clauses if c.doc_id == meta.doc_id)
+        if last == 0:  # a plan: parts and measures, no 第X条
+            return self._declined(question, query, "unnumbered_document", unnumbered_document_reply(meta),
+                                  retrieval=retrieval)
+        if not 1 <= reference.article <= last:
+            return self._declined(question, query, "no_such_article",
+                                  missing_article_reply(meta, reference.article, last))
+        return None  # a gap in the numbering (e.g. a repealed article): answer as a normal question
+
+    def _declined(self, question: str, query: str, reason: str, reply: str,
+                  retrieval: Retrieval | None = None) -> Prepared:
+        hits = self.prefer_in_force(retrieval.hits)[0] if retrieval else []
+        related = [self.citation(i + 1, h) for i, h in enumerate(hits[:RELATED_ON_DECLINE])]
+        answer = Answer(question=question, answer=reply, abstained=True, confidence=Confidence.declined,
+                        related=related)
+        return Prepared(question, query, ScopeDecision(Confidence.declined, reason), answer, hits, [], retrieval)
+
+    def _compose(self, question: str, query: str, retrieval: Retrieval, hits: list[Hit],
+                 dropped: list[DocumentMeta], confidence: Confidence) -> Answer:
+        """The extractive answer: quoted spans with [n]; the low-confidence form frames them as 可能相关."""
+        ranked = self.ranked_clauses(retrieval, hits)
+        words = self.question_terms(query)
+        wants_number = bool(ASKS_FOR_NUMBER.search(question))
+        spans = select_spans(words, wants_number, ranked, self.settings.max_answer_sentences, self.tuning.spans)
+        marker_for_rank: dict[int, int] = {}
+        citations: list[Citation] = []
+        for span in spans:
+            if span.rank not in marker_for_rank:
+                marker_for_rank[span.rank] = len(citations) + 1
+                citations.append(self.citation(len(citations) + 1, hits[span.rank]))
+        metas = [self.index.documents[d] for d in dict.fromkeys(c.doc_id for c in citations)]
+        notices = version_notices(metas, dropped)
+        if wants_number and spans and not states_a_number(spans):
+            notices.insert(0, NO_NUMBER_NOTICE)
+        text = compose(spans, marker_for_rank)
+        if confidence is Confidence.low:
+            text = f"{LOW_CONFIDENCE_INTRO}\n{text}\n{LOW_CONFIDENCE_REFERRAL}"
+        return Answer(question=question, answer=text, abstained=False, confidence=confidence,
+                      citations=citations, notices=notices)

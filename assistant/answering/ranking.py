@@ -1,0 +1,98 @@
+"""Learning to rank: a linear model over general features of (question, clause) re-orders the fused
+candidates.
+
+No single fusion weight serves both written and real questions (BM25 wins on one, dense on the other),
+so the ranker reads each signal with a weight learned from the dev questions, by cross-validation
+(evaluation/tuning.py), and stored with the index in tuning.json. The features say nothing about any
+particular law or wording:
+
+- fused: the reciprocal-rank-fusion score the candidates come from;
+- bm25, dense, heading: each field's score relative to the question's best, and its reciprocal rank;
+- coverage: the idf-weighted share of the question's words found in the clause, and in its headings;
+- named: the question names the clause's document;
+- in_force: the clause's document is in force (not superseded or a draft);
+- length: log of the clause length (long articles match more words by chance).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+FEATURES = (
+    "fused", "bm25_rel", "bm25_rr", "dense_rel", "dense_rr", "heading_rel", "heading_rr",
+    "coverage", "heading_coverage", "named", "in_force", "length",
+)
+
+
+class LinearRanker(BaseModel):
+    """Standardise the features, then a weighted sum; higher ranks first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    weights: tuple[float, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        z = (features - np.asarray(self.mean)) / np.asarray(self.std)
+        return z @ np.asarray(self.weights)
+
+
+def reciprocal_rank(scores: np.ndarray) -> np.ndarray:
+    """1/(1+rank) over all clauses by descending score; 0 for clauses with no positive score."""
+    order = np.argsort(-scores, kind="stable")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(len(scores))
+    return np.where(scores > 0, 1.0 / (1.0 + ranks), 0.0)
+
+
+def relative(scores: np.ndarray) -> np.ndarray:
+    top = scores.max(initial=0.0)
+    return scores / top if top > 0 else np.zeros_like(scores)
+
+
+def candidate_features(candidates: np.ndarray, fused: np.ndarray, bm25: np.ndarray, dense: np.ndarray,
+                       heading: np.ndarray, coverage: list[float], heading_coverage: list[float],
+                       named: np.ndarray, in_force: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """One row of FEATURES per candidate clause (indices into the clause arrays)."""
+    columns = [
+        fused[candidates] / (fused.max(initial=0.0) or 1.0),
+        relative(bm25)[candidates], reciprocal_rank(bm25)[candidates],
+        (dense[candidates] - dense.max(initial=0.0)) * 10.0, reciprocal_rank(dense)[candidates],
+        relative(heading)[candidates], reciprocal_rank(heading)[candidates],
+        np.asarray(coverage), np.asarray(heading_coverage),
+        named[candidates].astype(float), in_force[candidates].astype(float),
+        np.log1p(lengths[candidates]) / math.log(1000.0),
+    ]
+    return np.stack(columns, axis=1)
+
+
+def fit_ranker(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray, steps: int = 2000, lr: float = 0.5,
+               l2: float = 1e-3) -> LinearRanker:
+    """Pairwise logistic loss (RankNet) within each question: a gold clause should outscore the others.
+
+    Pairs only compare candidates of the same question, so a feature's scale across questions (how
+    good the best match is) cannot mislead it; gradient descent on standardised features is enough
+    for a dozen weights and a few thousand pairs.
+    """
+    mean, std = rows.mean(axis=0), rows.std(axis=0) + 1e-9
+    z = (rows - mean) / std
+    pos_idx, neg_idx = [], []
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        pos, neg = members[labels[members] == 1], members[labels[members] == 0]
+        for p in pos:
+            pos_idx.extend([p] * len(neg))
+            neg_idx.extend(neg)
+    diff = z[np.asarray(pos_idx)] - z[np.asarray(neg_idx)] if pos_idx else np.zeros((0, z.shape[1]))
+    w = np.zeros(z.shape[1])
+    for _ in range(steps):
+        if not len(diff):
+            break
+        margin = diff @ w
+        grad = -(diff * (1.0 / (1.0 + np.exp(margin)))[:, None]).mean(axis=0) + l2 * w
+        w -= lr * grad
+    return LinearRanker(weights=tuple(map(float, w)), mean=tuple(map(float, mean)), std=tuple(map(float, std)))

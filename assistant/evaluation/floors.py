@@ -1,0 +1,61 @@
+"""Gate floors from cross-validated dev estimates, never from test scores.
+
+A floor is the estimate minus a margin of two binomial standard errors at the size of the test set it
+guards (plus for rates where lower is better): sqrt(p(1-p)/n) is the noise a held-out set of n
+questions has around a true rate p, so a correct system fails a 2-SE floor about one run in forty,
+and a regression of a few points on a set of ~100 questions still fails it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .report import LOWER_IS_BETTER
+from .sets import SETS, load_set
+
+MARGIN_SE = 2.0
+# Met by construction (every quoted span is verbatim, every marker resolves), whatever the questions.
+EXACT = {"citation_validity": 1.0, "numbers_in_cited_clause": 1.0}
+
+
+def estimates(tuning_report: dict) -> dict[str, dict[str, float]]:
+    """The cross-validated (or, where nothing is tuned, dev) estimate of each gated metric, per set."""
+    ranker = tuning_report["ranker"] if tuning_report["ranker"]["kept"] else tuning_report["fusion"]
+    out: dict[str, dict[str, float]] = {}
+    for name in SETS:
+        values = {
+            "recall@5": ranker["cv_by_set"].get(name, {}).get("recall@5"),
+            "mrr@10": ranker["cv_by_set"].get(name, {}).get("mrr@10"),
+            "key_fact_recall": tuning_report["spans"]["cv_by_set"].get(name, {}).get("key_fact_recall"),
+            "cites_right_clause": tuning_report["spans"]["cv_by_set"].get(name, {}).get("cites_right_clause"),
+            "low_confidence_rate": tuning_report["scope"]["cv_by_set"].get(name, {}).get("low_confidence_rate"),
+            "abstention_recall": tuning_report["scope"]["cv_by_set"].get(name, {}).get("abstention_recall"),
+            "false_abstention": tuning_report["scope"]["dev_false_abstention_by_set"].get(name),
+        }
+        out[name] = {k: v for k, v in values.items() if v is not None}
+    return out
+
+
+def floors(tuning_report: dict) -> dict:
+    """floors.json's extractive part: per set, each metric's floor and where it came from."""
+    result: dict = {"method": f"cross-validated dev estimate -/+ {MARGIN_SE} binomial SE at the test set's size"}
+    for name, metrics in estimates(tuning_report).items():
+        test = load_set(name, "test")  # type: ignore[arg-type]
+        sizes = {
+            "answerable": sum(q.answerable for q in test),
+            "gold": sum(q.answerable and bool(q.gold) for q in test),
+            "unanswerable": sum(not q.answerable for q in test),
+        }
+        entry: dict[str, float] = dict(EXACT)
+        for metric, estimate in metrics.items():
+            n = sizes["unanswerable"] if metric == "abstention_recall" else (
+                sizes["gold"] if metric in ("recall@5", "mrr@10", "cites_right_clause") else sizes["answerable"])
+            if not n:
+                continue
+            margin = MARGIN_SE * math.sqrt(max(estimate * (1 - estimate), 0.01) / n)
+            floor = estimate + margin if metric in LOWER_IS_BETTER else estimate - margin
+            entry[metric] = round(min(max(floor, 0.0), 1.0), 3)
+        result[name] = entry
+        result.setdefault("estimates", {})[name] = metrics
+        result.setdefault("test_sizes", {})[name] = sizes
+    return result

@@ -1,0 +1,352 @@
+"""Choose every tuned constant by k-fold cross-validation on the dev questions, and store it with the index.
+
+What is tuned, in order (each step uses the constants chosen before it):
+1. fusion: the RRF constant and the weights of the dense and heading rankings, by MRR@10;
+2. spans: how the composer mixes coverage, unit similarity, clause prior and numbers, by key-fact recall;
+3. scope: the logistic model over retrieval signals and its threshold between high and low confidence.
+
+Folds keep a question and its rewrites together. The cross-validated estimate of each target metric is
+the mean over held-out folds of the constants chosen on the other folds; the constants written to
+tuning.json are then chosen on all of dev. The test split is never read here.
+
+Objective weights: the real questions quoted from public pages are the distribution users bring, so they
+count half; the team's written questions and their rewrites a quarter each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import statistics
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..answering.compose import ASKS_FOR_NUMBER, SpanWeights, select_spans
+from ..answering.ranking import FEATURES, LinearRanker, fit_ranker
+from ..answering.scope import ScopeModel, fit_logistic
+from ..answering.scope_rules import declining_rule
+from ..answering.tuning import FusionParams, Tuning
+from ..schema import Confidence
+from ..text import content_words
+from .sets import EVAL_DIR, EvalQuestion, dev_questions
+
+SET_WEIGHTS = {"real": 0.5, "written": 0.25, "rewrites": 0.25}
+FOLDS = 5
+FUSION_GRID = {"rrf_c": (2, 5, 10, 30, 60), "dense_weight": (0.5, 0.75, 1.0, 1.5, 2.0), "heading_weight": (0.0, 0.25, 0.5, 1.0)}
+SPAN_GRID = {"dense": (0.0, 0.5, 1.0), "prior": (0.0, 0.5, 1.0), "number": (0.0, 0.25, 0.5), "keep_ratio": (0.5, 0.6, 0.7)}
+MAX_LOW_RATE = 0.12
+"""The scope threshold keeps at most this share of answerable training questions in the low form (the
+issue's ceiling is 0.15 on unseen questions; the gap absorbs the difference between folds and new data)."""
+
+
+def set_of(q: EvalQuestion) -> str:
+    if q.real:
+        return "real"
+    return "rewrites" if q.source_id else "written"
+
+
+def fold_of(q: EvalQuestion, folds: int = FOLDS) -> int:
+    return int(hashlib.sha256(q.group.encode()).hexdigest(), 16) % folds
+
+
+def weighted_mean(values: dict[str, float], questions: Sequence[EvalQuestion]) -> float:
+    """Mean per set, then the sets weighted by SET_WEIGHTS (over the sets present)."""
+    by_set: dict[str, list[float]] = {}
+    for q in questions:
+        if q.id in values:
+            by_set.setdefault(set_of(q), []).append(values[q.id])
+    total = sum(SET_WEIGHTS[s] for s in by_set)
+    return sum(SET_WEIGHTS[s] * statistics.fmean(v) for s, v in by_set.items()) / total if total else 0.0
+
+
+@dataclass
+class Selection:
+    choice: Hashable
+    cv_estimate: float
+
+
+def cross_validate(table: dict[Hashable, dict[str, float]], questions: Sequence[EvalQuestion],
+                   folds: int = FOLDS) -> Selection:
+    """Pick the option with the best weighted mean; the estimate is the held-out mean of per-fold picks."""
+    held_out = []
+    for fold in range(folds):
+        train = [q for q in questions if fold_of(q, folds) != fold]
+        test = [q for q in questions if fold_of(q, folds) == fold]
+        best = max(table, key=lambda option: weighted_mean(table[option], train))
+        held_out.append(weighted_mean(table[best], test))
+    best = max(table, key=lambda option: weighted_mean(table[option], questions))
+    return Selection(best, statistics.fmean(held_out))
+
+
+def tune(assistant, eval_dir=EVAL_DIR, progress: Callable[[str], None] = lambda _: None) -> Tuning:  # noqa: ANN001
+    """Cross-validate and choose the constants on `assistant`'s index; returns the Tuning to save."""
+    questions = dev_questions(eval_dir)
+    answerable = [q for q in questions if q.answerable and q.gold]
+    report: dict = {"dev_questions": len(questions), "folds": FOLDS, "set_weights": SET_WEIGHTS}
+
+    progress("fusion")
+    fusion, fusion_report = _tune_fusion(assistant, answerable)
+    report["fusion"] = fusion_report
+    assistant.searcher.fusion = fusion
+
+    progress("ranker")
+    ranker, ranker_report = _tune_ranker(assistant, answerable, fusion_report)
+    report["ranker"] = ranker_report
+    assistant.searcher.ranker = ranker
+
+    progress("spans")
+    spans, span_report = _tune_spans(assistant, [q for q in answerable if q.key_facts])
+    report["spans"] = span_report
+
+    progress("scope")
+    scope, scope_report = _tune_scope(assistant, questions)
+    report["scope"] = scope_report
+    return Tuning(fusion=fusion, ranker=ranker, spans=spans, scope=scope, report=report)
+
+
+# --- fusion --------------------------------------------------------------------------------------
+
+
+def _tune_fusion(assistant, questions: list[EvalQuestion]) -> tuple[FusionParams, dict]:  # noqa: ANN001
+    searcher = assistant.searcher
+    prepared = []
+    for q in questions:
+        retrieval = searcher.retrieve(q.question, k=1)
+        exact = next((assistant.index.clauses[h.clause_index].clause_id for h in retrieval.hits if h.exact), None)
+        prepared.append((q, exact, searcher.raw_scores(q.question)))
+    options = [FusionParams(rrf_c=c, dense_weight=d, heading_weight=h) for c, d, h in itertools.product(*FUSION_GRID.values())]
+    mrr: dict[Hashable, dict[str, float]] = {}
+    recall5: dict[Hashable, dict[str, float]] = {}
+    for option in options:
+        mrr[option], recall5[option] = {}, {}
+        for q, exact, raw in prepared:
+            ids = [exact] if exact else []
+            fused = searcher.fuse(raw, "hybrid", option)
+            for i in fused.argsort(kind="stable")[::-1][:10]:
+                clause_id = assistant.index.clauses[int(i)].clause_id
+                if fused[i] > 0 and clause_id not in ids:
+                    ids.append(clause_id)
+            ranks = [ids.index(g) + 1 for g in q.gold if g in ids[:10]]
+            best = min(ranks) if ranks else None
+            mrr[option][q.id] = 1.0 / best if best else 0.0
+            recall5[option][q.id] = float(best is not None and best <= 5)
+    selection = cross_validate(mrr, questions)
+    held_out_r5 = _held_out(recall5, mrr, questions)
+    choice: FusionParams = selection.choice  # type: ignore[assignment]
+    return choice, {"grid": FUSION_GRID, "chosen": choice.model_dump(), "cv_mrr@10": round(selection.cv_estimate, 4),
+                    "cv_recall@5": round(held_out_r5, 4),
+                    "cv_by_set": _held_out_by_set({"mrr@10": mrr, "recall@5": recall5}, mrr, questions)}
+
+
+def _held_out(metric: dict[Hashable, dict[str, float]], chooser: dict[Hashable, dict[str, float]],
+              questions: Sequence[EvalQuestion]) -> float:
+    """Held-out weighted mean of `metric` when each fold's option is chosen by `chooser` on the others."""
+    values = []
+    for fold in range(FOLDS):
+        train = [q for q in questions if fold_of(q) != fold]
+        test = [q for q in questions if fold_of(q) == fold]
+        best = max(chooser, key=lambda option: weighted_mean(chooser[option], train))
+        values.append(weighted_mean(metric[best], test))
+    return statistics.fmean(values)
+
+
+def _held_out_by_set(metrics: dict[str, dict[Hashable, dict[str, float]]], chooser: dict[Hashable, dict[str, float]],
+                     questions: Sequence[EvalQuestion]) -> dict[str, dict[str, float]]:
+    """Per set, the pooled held-out value of each metric (every question scored by its fold's choice)."""
+    per_question: dict[str, dict[str, float]] = {name: {} for name in metrics}
+    for fold in range(FOLDS):
+        train = [q for q in questions if fold_of(q) != fold]
+        best = max(chooser, key=lambda option: weighted_mean(chooser[option], train))
+        for q in questions:
+            if fold_of(q) == fold:
+                for name, table in metrics.items():
+                    per_question[name][q.id] = table[best][q.id]
+    out: dict[str, dict[str, float]] = {}
+    for q in questions:
+        for name in metrics:
+            out.setdefault(set_of(q), {}).setdefault(name, []).append(per_question[name][q.id])  # type: ignore[attr-defined]
+    return {s: {name: round(statistics.fmean(v), 4) for name, v in d.items()} for s, d in out.items()}  # type: ignore[arg-type]
+
+
+# --- ranker --------------------------------------------------------------------------------------
+
+
+def _ranked_ids(assistant, q: EvalQuestion, exact: str | None, order) -> list[str]:  # noqa: ANN001
+    ids = [exact] if exact else []
+    for i in order:
+        clause_id = assistant.index.clauses[int(i)].clause_id
+        if clause_id not in ids:
+            ids.append(clause_id)
+        if len(ids) >= 10:
+            break
+    return ids
+
+
+def _rank_metrics(ids: list[str], gold: list[str]) -> tuple[float, float]:
+    ranks = [ids.index(g) + 1 for g in gold if g in ids[:10]]
+    best = min(ranks) if ranks else None
+    return (1.0 / best if best else 0.0), float(best is not None and best <= 5)
+
+
+def _tune_ranker(assistant, questions: list[EvalQuestion], fusion_report: dict) -> tuple[LinearRanker | None, dict]:  # noqa: ANN001
+    """Fit the pairwise ranker per fold on the fused candidates; keep it only if it beats fusion alone."""
+    searcher = assistant.searcher
+    data = []
+    for q in questions:
+        retrieval = searcher.retrieve(q.question, k=1)
+        exact = next((assistant.index.clauses[h.clause_index].clause_id for h in retrieval.hits if h.exact), None)
+        raw = searcher.raw_scores(q.question)
+        fused = searcher.fuse(raw, "hybrid")
+        pool = searcher.order(q.question, raw, fused, "hybrid", ranker=None)[: searcher.candidate_k]
+        features = searcher.features(q.question, raw, fused, pool)
+        labels = np.array([assistant.index.clauses[int(i)].clause_id in q.gold for i in pool], dtype=int)
+        data.append((q, exact, raw, fused, pool, features, labels))
+
+    def fit(subset: list) -> LinearRanker:
+        rows = np.concatenate([d[5] for d in subset])
+        labels = np.concatenate([d[6] for d in subset])
+        groups = np.concatenate([np.full(len(d[6]), n) for n, d in enumerate(subset)])
+        return fit_ranker(rows, labels, groups)
+
+    mrr: dict[str, float] = {}
+    recall5: dict[str, float] = {}
+    for fold in range(FOLDS):
+        model = fit([d for d in data if fold_of(d[0]) != fold])
+        for q, exact, raw, fused, pool, features, _ in data:
+            if fold_of(q) == fold:
+                order = pool[np.argsort(-model.scores(features), kind="stable")]
+                mrr[q.id], recall5[q.id] = _rank_metrics(_ranked_ids(assistant, q, exact, order), q.gold)
+    cv_mrr, cv_r5 = weighted_mean(mrr, questions), weighted_mean(recall5, questions)
+    by_set = {s: {"mrr@10": _round(_mean([mrr[q.id] for q in questions if set_of(q) == s])),
+                  "recall@5": _round(_mean([recall5[q.id] for q in questions if set_of(q) == s]))}
+              for s in SET_WEIGHTS}
+    keep = cv_mrr > fusion_report["cv_mrr@10"]
+    ranker = fit(data) if keep else None
+    return ranker, {"cv_mrr@10": round(cv_mrr, 4), "cv_recall@5": round(cv_r5, 4), "cv_by_set": by_set,
+                    "kept": keep, "weights": dict(zip(FEATURES, ranker.weights)) if ranker else None}
+
+
+# --- spans ---------------------------------------------------------------------------------------
+
+
+def _tune_spans(assistant, questions: list[EvalQuestion]) -> tuple[SpanWeights, dict]:  # noqa: ANN001
+    pipeline = assistant.pipeline
+    options = [SpanWeights(dense=d, prior=p, number=n, keep_ratio=r) for d, p, n, r in itertools.product(*SPAN_GRID.values())]
+    table: dict[Hashable, dict[str, float]] = {option: {} for option in options}
+    cites: dict[Hashable, dict[str, float]] = {option: {} for option in options}
+    max_sentences = assistant.settings.max_answer_sentences
+    for q in questions:
+        prepared = pipeline.prepare(q.question)
+        if prepared.decision.reason in ("model", "policy_term", "no_scope_model"):  # composed from spans
+            ranked = pipeline.ranked_clauses(prepared.retrieval, prepared.hits)
+            words = pipeline.question_terms(prepared.query)
+            wants_number = bool(ASKS_FOR_NUMBER.search(q.question))
+            for option in options:
+                spans = select_spans(words, wants_number, ranked, max_sentences, option)
+                text = "".join(s.text for s in spans)
+                table[option][q.id] = sum(fact in text for fact in q.key_facts) / len(q.key_facts)
+                cites[option][q.id] = float(any(ranked[s.rank].clause.clause_id in q.gold for s in spans))
+        else:  # references and declines do not depend on the span weights
+            cited = {c.clause_id for c in prepared.answer.citations}
+            for option in options:
+                table[option][q.id] = sum(fact in prepared.answer.answer for fact in q.key_facts) / len(q.key_facts)
+                cites[option][q.id] = float(bool(cited & set(q.gold)))
+    selection = cross_validate(table, questions)
+    choice: SpanWeights = selection.choice  # type: ignore[assignment]
+    return choice, {"grid": SPAN_GRID, "chosen": choice.model_dump(),
+                    "cv_key_fact_recall": round(selection.cv_estimate, 4),
+                    "cv_cites_right_clause": round(_held_out(cites, table, questions), 4),
+                    "cv_by_set": _held_out_by_set({"key_fact_recall": table, "cites_right_clause": cites},
+                                                  table, questions)}
+
+
+# --- scope ---------------------------------------------------------------------------------------
+
+
+def _scope_rows(assistant, questions: list[EvalQuestion]) -> tuple[list[EvalQuestion], list[list[float]], list[int]]:  # noqa: ANN001
+    """Signals of the questions the model decides (rules, references and declines aside)."""
+    pipeline = assistant.pipeline
+    kept, rows, labels = [], [], []
+    for q in questions:
+        if declining_rule(q.question) or not content_words(q.question):
+            continue
+        retrieval = assistant.searcher.retrieve(q.question, k=assistant.settings.top_k)
+        if retrieval.reference is not None:
+            continue
+        hits, _ = pipeline.prefer_in_force(retrieval.hits)
+        if not hits or pipeline.word_stats.names_policy_term(q.question):
+            continue
+        kept.append(q)
+        rows.append(pipeline.signals(q.question, retrieval, hits).vector())
+        labels.append(int(q.answerable))
+    return kept, rows, labels
+
+
+def _threshold(model: ScopeModel, rows: list[list[float]], labels: list[int]) -> float:
+    """The threshold with the best balanced accuracy that keeps at most MAX_LOW_RATE answerable rows low."""
+    from ..answering.scope import Signals
+
+    probs = [model.probability(Signals(*r)) for r in rows]
+    best, best_t = -1.0, 0.5
+    for t in sorted(set(probs)) + [1.01]:
+        low_rate = sum(p < t for p, y in zip(probs, labels) if y) / max(1, sum(labels))
+        if low_rate > MAX_LOW_RATE:
+            continue
+        tnr = sum(p < t for p, y in zip(probs, labels) if not y) / max(1, len(labels) - sum(labels))
+        score = (1 - low_rate) + tnr
+        if score > best:
+            best, best_t = score, t
+    return best_t
+
+
+def _tune_scope(assistant, questions: list[EvalQuestion]) -> tuple[ScopeModel, dict]:  # noqa: ANN001
+    from ..answering.scope import Signals
+
+    kept, rows, labels = _scope_rows(assistant, questions)
+    low_answerable: dict[str, float] = {}
+    not_high_unanswerable: dict[str, float] = {}
+    for fold in range(FOLDS):
+        train = [i for i, q in enumerate(kept) if fold_of(q) != fold]
+        model = fit_logistic([rows[i] for i in train], [labels[i] for i in train])
+        model = model.model_copy(update={"threshold": _threshold(model, [rows[i] for i in train], [labels[i] for i in train])})
+        for i, q in enumerate(kept):
+            if fold_of(q) == fold:
+                low = model.decide(Signals(*rows[i])).confidence is Confidence.low
+                (low_answerable if labels[i] else not_high_unanswerable)[q.id] = float(low)
+    model = fit_logistic(rows, labels)
+    model = model.model_copy(update={"threshold": _threshold(model, rows, labels)})
+    # Over all dev questions: rules and references decide the rest (declined or high).
+    answerable = [q for q in questions if q.answerable]
+    unanswerable = [q for q in questions if not q.answerable]
+    by_rule = {q.id: float(declining_rule(q.question) is not None or not content_words(q.question)) for q in unanswerable}
+    abstention = {q.id: max(not_high_unanswerable.get(q.id, 0.0), by_rule[q.id]) for q in unanswerable}
+    referenced = {q.id for q in unanswerable if q.id not in not_high_unanswerable and not by_rule[q.id]}
+    for q in unanswerable:  # a reference to a missing article or document is declined by the pipeline
+        if q.id in referenced:
+            abstention[q.id] = float(assistant.pipeline.prepare(q.question).decision.confidence is not Confidence.high)
+    # Declines come from rules and references only (no tuned constant), so the dev rate is the estimate.
+    declined = {q.id: float(assistant.pipeline.prepare(q.question).decision.confidence is Confidence.declined)
+                for q in answerable}
+    return model, {
+        "rows": len(rows), "answerable_rows": sum(labels), "max_low_rate": MAX_LOW_RATE,
+        "dev_false_abstention": round(weighted_mean(declined, answerable), 4),
+        "dev_false_abstention_by_set": {s: _round(_mean([declined[q.id] for q in answerable if set_of(q) == s]))
+                                        for s in SET_WEIGHTS},
+        "cv_low_confidence_rate": round(weighted_mean({q.id: low_answerable.get(q.id, 0.0) for q in answerable}, answerable), 4),
+        "cv_abstention_recall": round(weighted_mean(abstention, unanswerable), 4),
+        "cv_by_set": {
+            s: {"low_confidence_rate": _round(_mean([low_answerable.get(q.id, 0.0) for q in answerable if set_of(q) == s])),
+                "abstention_recall": _round(_mean([abstention[q.id] for q in unanswerable if set_of(q) == s]))}
+            for s in SET_WEIGHTS
+        },
+    }
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
