@@ -62,6 +62,8 @@ def test_floors_are_cross_validated_estimates_minus_a_margin() -> None:
     assert "cross-validated" in floors["method"]
     for name in SETS:
         for metric, estimate in floors["estimates"][name].items():
+            if metric in floors.get("not_gated", {}).get(name, {}):
+                continue
             floor = floors[name][metric]
             lower_is_better = metric in ("false_abstention", "low_confidence_rate")
             assert (floor >= estimate) if lower_is_better else (floor <= estimate), (name, metric)

@@ -48,6 +48,11 @@ REASONS_ZH: dict[str, str] = {
     "invalid_citation": "引用编号不存在",
     "low_support": "所引条款不支持该句内容",
     "invented_number": "数字、日期或金额未见于所引条款",
+    "number_mismatch": "数字与所引条款中对应的内容不符",
+    "negation": "与所引条款的肯定或否定相反",
+    "wrong_actor": "行为主体与所引条款不符",
+    "overgeneralization": "使用了所引条款没有的绝对化表述",
+    "unsupported_content": "含有所引条款没有的内容",
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -118,7 +123,7 @@ _NUM = rf"(?:\d+(?:\.\d+)?|[{_CN}]+)"
 _IDIOMS = ("十分", "一些", "一切", "一般", "一律", "一并", "一致", "一体", "一起", "一旦", "一定",
            "一直", "一方面", "统一", "进一步", "同一", "唯一", "之一", "万一", "千万", "一件事",
            "一次性", "一次办", "跑一次", "一次告知", "一站式", "一门式", "一网通办", "一网统管", "一窗", "一表", "一证", "一照",
-           "一业", "一码", "一地", "一口", "第一时间", "一揽子", "一批", "一线", "三证合一",
+           "一业", "一码", "一地", "一口", "第一时间", "第一次", "一揽子", "一批", "一线", "三证合一",
            "多证合一", "一体化", "两个健康", "一把手", "一视同仁", "一键", "一屏", "一图")
 _IDIOM_RE = re.compile("|".join(sorted(map(re.escape, _IDIOMS), key=len, reverse=True)))
 _UNIT_AFTER = re.compile(
@@ -232,10 +237,11 @@ def _scan(text: str, *, lenient: bool) -> tuple[str, list[_Number]]:
                 return []
         return [_fmt(value)]
 
-    if not lenient:
-        text = _IDIOM_RE.sub(lambda m: " " * len(m.group(0)), text)
+    # Fractions first: "二分之一" ends in the idiom "之一" ("情形之一") and would lose its numerator.
     consume(_PERCENT_CN_RE, percent_cn, "")
     consume(_FRACTION_CN_RE, fraction_cn, "")
+    if not lenient:
+        text = _IDIOM_RE.sub(lambda m: " " * len(m.group(0)), text)
     consume(_PERCENT_RE, lambda m: [_fmt(float(m.group(1))) + m.group(2)], "")
     consume(_DATE_RE, date, "")
     consume(_MONTH_DAY_RE, month_day, "")
@@ -316,8 +322,9 @@ def support(sentence: str, clause_texts: Iterable[str]) -> float:
 
 
 def is_supported(sentence: str, clause_texts: Sequence[str], min_support: float = DEFAULT_MIN_SUPPORT) -> bool:
-    """Whether the clauses support the sentence: enough lexical support and no invented number."""
-    return support(sentence, clause_texts) >= min_support and not missing_numbers(sentence, clause_texts)
+    """Whether the clauses support the sentence: the verdict `check_sentence` gives (no invented or
+    moved number, enough lexical support, and none of the fidelity findings below)."""
+    return verdict(strip_markers(sentence).strip(), clause_texts, min_support).reason is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,7 +339,7 @@ def is_supported(sentence: str, clause_texts: Sequence[str], min_support: float 
 
 _SENTENCE_STOPS = "。！？!?；;\n"
 _PHRASE_STOPS = _SENTENCE_STOPS + "，,：:"
-_ITEM_RE = re.compile(r"[（(]\s*[一二三四五六七八九十\d]{1,3}\s*[）)]")
+_ITEM_RE = re.compile(r"[（(]\s*[一二三四五六七八九十\d#]{1,3}\s*[）)]")  # "#": a masked numeral
 
 NUMBER_WINDOW = 10
 """Characters on each side of a number read as its context ("自收到申请之日起 | 15日 | 内裁定是否受理")."""
@@ -341,7 +348,7 @@ DEFAULT_NUMBER_MARGIN = 2
 """How many more context bigrams another number of the clause must share with the sentence's number
 than any occurrence of the same value does, before the sentence counts as having moved that value."""
 
-DEFAULT_MAX_NOVEL = 4
+DEFAULT_MAX_NOVEL = 5
 """Most content characters a sentence may hold that its clauses have no bigram for (see `novel_content`)."""
 
 # Deontic and lexical negation. A sentence whose phrase is negated while the clause phrase it
@@ -351,19 +358,25 @@ DEFAULT_MAX_NOVEL = 4
 _NEGATORS = ("不得", "不能", "不可", "不准", "不许", "不应", "不予", "不再", "不必", "不需", "不用",
              "无需", "无须", "禁止", "严禁", "拒绝", "拒不", "放弃", "暂停", "终止", "停止", "没有",
              "不", "未", "无", "没", "非", "勿")
-_NEGATOR_RE = re.compile("|".join(sorted(map(re.escape, _NEGATORS), key=len, reverse=True)))
+# Permission to cross a bound ("可以超过60日") reverses the bound ("不得超过60日") like a negator.
+_NEGATOR_RE = re.compile(
+    r"(?:可以|可|能够|能|允许)(?:超过|少于|低于|高于|多于)|"
+    + "|".join(sorted(map(re.escape, _NEGATORS), key=len, reverse=True))
+)
 # Words holding a negation character that bound a quantity or name a thing, not negate a rule:
 # "不得超过60日" and "最长60日" say the same, and "不动产"/"非法" are nouns and adjectives. They are
 # blanked on both sides before negation is looked for.
-_NOT_NEGATION = ("不得超过", "不超过", "不得少于", "不少于", "不得低于", "不低于", "不高于", "不多于",
-                 "不大于", "不小于", "不足", "不动产", "不良", "不正当", "非法", "无论", "不论", "无偿",
+_NOT_NEGATION = ("不足", "不动产", "不良", "不正当", "非法", "无论", "不论", "无偿",
                  "除非", "并非", "无关", "不仅", "无法")
-_NOT_NEGATION_RE = re.compile("|".join(sorted(map(re.escape, _NOT_NEGATION), key=len, reverse=True)))
+_NOT_NEGATION_RE = re.compile(
+    r"(?:不得|不能|不可|不应当?|不)(?:超过|少于|低于|高于|多于|大于|小于)|"
+    + "|".join(sorted(map(re.escape, _NOT_NEGATION), key=len, reverse=True))
+)
 # Modal verbs: paraphrases swap them freely (应当 → 应/要/需要, 可以 → 可/能), so they are left out
 # when a sentence phrase is matched to a clause phrase, or every "应当" phrase would look alike.
 _MODALS = ("应当", "应该", "必须", "需要", "可以", "能够", "有权", "予以", "准予", "允许", "应", "须", "需",
            "要", "可", "能", "会")
-_MODAL_RE = re.compile("|".join(sorted(map(re.escape, _MODALS + _NEGATORS), key=len, reverse=True)))
+_MODAL_RE = re.compile("|".join(sorted(map(re.escape, _MODALS), key=len, reverse=True)))
 
 # Heads of the terms that name who acts: authorities, courts, boards, parties. A sentence naming an
 # actor that the clause sentence it paraphrases does not name moves a duty or a power to someone else.
@@ -374,7 +387,10 @@ _ACTOR_HEADS = ("部门", "机关", "机构", "法院", "政府", "国务院", "
 _SHORT_HEADS = {"企业": 2, "人": 2, "单位": 1}
 _NOT_ACTORS = ("他人", "个人", "本人", "法人", "任何人", "有人", "人员", "人数")
 # Function characters that end the name in front of a head: "经|上级登记机关|批准", "由|管理人".
-_ACTOR_BOUNDARY = set("的由经向对将和或与及被在于从给把应可是为让请等其并也还要即已未不之以按照自至当对凡各每该即如若")
+_ACTOR_BOUNDARY = set("的由经向对将和或与及被在于从给把应可能须需会是为让请等其并也还要即已未不之以按照自至当凡各每该如若用除")
+# Verbs that take a party as their object at the start of a phrase ("鼓励银行等金融机构……",
+# "除非经营者能证明"): the name begins after them, and it is not the one who acts.
+_ACTOR_OBJECT_VERBS_RE = re.compile("鼓励|支持|要求|通过|委托|督促|引导|指导|责令|会同|组织|推动|协助|除非|允许")
 _ACTOR_RE = re.compile("|".join(sorted(map(re.escape, _ACTOR_HEADS), key=len, reverse=True)))
 _CONNECTIVES_RE = re.compile("或者|以及|或是|并且|而且|还是")
 
@@ -410,29 +426,78 @@ def _cut(text: str, stops: str, items: bool = False) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(points, points[1:]) if _CONTENT_RUN_RE.search(text[a:b])]
 
 
-def _masked(text: str, numbers: Sequence[_Number]) -> str:
-    """`text` with every number written as '#' characters, so "三十日" and "30日" read alike."""
-    chars = list(text)
-    for n in numbers:
-        for i in range(n.start, n.end):
-            chars[i] = "#"
-    return "".join(chars)
+_NUMERAL_CHARS = "0123456789" + _CN
+
+
+def _masked(text: str) -> str:
+    """`text` with every digit and numeral character written '#', so "三十日" and "30日" read alike.
+
+    Character by character, not by the numbers read from it: answer sentences and clauses are read
+    with different leniency ("一致" is an idiom in one and a numeral in the other), but masking must
+    treat both the same or their bigrams stop meeting."""
+    return text.translate(_MASK)
+
+
+_MASK = str.maketrans({c: "#" for c in _NUMERAL_CHARS})
+
+
+# Particles and pronouns: bigrams holding one ("定其", "的市") tie any two texts that use them.
+_PARTICLES = set("的其之该此这那了着地得")
 
 
 def _match_grams(text: str) -> frozenset[str]:
-    """Bigrams used to find which clause phrase a sentence phrase paraphrases: no modal or negator
-    (they are what the checks compare, so they must not steer the match) and no framing word."""
-    return frozenset(_bigrams(_MODAL_RE.sub(" ", text)) - _FRAMING_BIGRAMS)
+    """Bigrams used to find which clause part a sentence part paraphrases: no modal or negator
+    (they are what the checks compare, so they must not steer the match), no framing word, no particle."""
+    grams = _bigrams(_MODAL_RE.sub(" ", text)) - _FRAMING_BIGRAMS
+    return frozenset(g for g in grams if not _PARTICLES & set(g))
+
+
+_SCOPE = 6
+"""Characters right after a negator that it certainly governs ("不得 | 以营利为目的"); a negator
+ending its phrase governs as many before it ("予以禁止")."""
+
+
+@dataclass(frozen=True)
+class _Negation:
+    """One negator and the bigrams of what it governs: `near`, the _SCOPE characters right after it
+    (what it certainly negates), and `reach`, everything up to the next negator or the phrase end."""
+
+    near: frozenset[str]
+    reach: frozenset[str]
+
+
+def _negation_scopes(text: str) -> tuple[_Negation, ...]:
+    """The negations in `text` (empty when nothing is negated). A negator ending its phrase governs
+    the words before it ("予以禁止")."""
+    text = _NOT_NEGATION_RE.sub(lambda m: " " * len(m.group(0)), text)
+    found = list(_NEGATOR_RE.finditer(text))
+    out = []
+    for m, following in zip(found, found[1:] + [None]):
+        end = following.start() if following else len(text)
+        reach = _match_grams(text[m.end():end])
+        if reach:
+            out.append(_Negation(_match_grams(text[m.end():min(end, m.end() + _SCOPE)]) or reach, reach))
+        else:
+            before = _match_grams(text[max(0, m.start() - _SCOPE):m.start()])
+            out.append(_Negation(before, before))
+    return tuple(out)
 
 
 def negated(text: str) -> bool:
-    """Whether a phrase negates what it states (不得, 无需, 未, 拒绝 …), ignoring bounds like 不超过."""
-    return bool(_NEGATOR_RE.search(_NOT_NEGATION_RE.sub(" ", text)))
+    """Whether a phrase negates anything it states (不得, 无需, 未, 拒绝 …), ignoring bounds like 不超过."""
+    return bool(_negation_scopes(unicodedata.normalize("NFKC", text)))
 
 
-def actors_in(text: str) -> list[str]:
+# Characters after which a name in subject position starts: the phrase start, 由/经 (by, upon approval
+# of) and 被 (passive agent). Elsewhere a head word is usually an object ("通过部门间共享").
+_AGENT_MARKERS = set("由经被")
+_LEADING_FUNCTION = set("则并但而且也还再即就另")
+
+
+def actors_in(text: str, *, subjects_only: bool = False) -> list[str]:
     """Terms naming who acts in `text`: "上一级市场监督管理部门", "管理人", "大型企业" (head word plus its
-    modifiers back to the previous function character)."""
+    modifiers back to the previous function character). With `subjects_only`, only those standing
+    where the one who acts stands: at the start of a phrase, or after 由/经/被."""
     text = _CONNECTIVES_RE.sub("、", unicodedata.normalize("NFKC", text))
     out: list[str] = []
     for m in _ACTOR_RE.finditer(text):
@@ -440,11 +505,20 @@ def actors_in(text: str) -> list[str]:
         while start > 0 and m.start() - start < 10 and "\u4e00" <= text[start - 1] <= "\u9fff" \
                 and text[start - 1] not in _ACTOR_BOUNDARY:
             start -= 1
+        for verb in _ACTOR_OBJECT_VERBS_RE.finditer(text, start, m.start()):  # the name starts after it
+            start = max(start, verb.end())
         term = text[start:m.end()]
         if m.start() - start < _SHORT_HEADS.get(m.group(0), 0) or term.endswith(_NOT_ACTORS):
             continue
         if m.group(0) == "人" and m.start() - start > 4:
-            term = text[m.start() - 4:m.end()]
+            start = m.start() - 4
+            term = text[start:m.end()]
+        if subjects_only:
+            before = start
+            while before > 0 and text[before - 1] in _LEADING_FUNCTION:
+                before -= 1
+            if before > 0 and text[before - 1] not in _PHRASE_STOPS + "、 " and text[start - 1] not in _AGENT_MARKERS:
+                continue
         out.append(term)
     return out
 
@@ -454,10 +528,20 @@ def _is_subsequence(short: str, long: str) -> bool:
     return all(c in chars for c in short)
 
 
-def _same_actor(a: str, b: str) -> bool:
-    """Whether two actor terms may name the same party: equal, or one an abbreviation of the other
-    ("上一级市场监管部门" of "上一级市场监督管理部门", "地方政府" of "地方人民政府")."""
-    return _is_subsequence(a, b) or _is_subsequence(b, a)
+def _names(text: str, term: str) -> bool:
+    """Whether `text` names the party `term` names: the term itself, or written shorter or longer
+    around the same head ("上一级市场监管部门" for "上一级市场监督管理部门", "中标供应商" for
+    "中标、成交供应商"); a different modifier ("受理投诉部门" for "处理投诉部门") is another party."""
+    head = _ACTOR_RE.search(term[-3:]) or _ACTOR_RE.search(term)
+    if head is None:
+        return term in text
+    head_word = head.group(0)
+    modifier = term[: len(term) - len(head_word)]
+    for m in re.finditer(re.escape(head_word), text):
+        before = text[max(0, m.start() - 2 * len(modifier) - 2):m.start()]
+        if _is_subsequence(modifier, before):
+            return True
+    return False
 
 
 def absolutes_in(text: str) -> list[str]:
@@ -474,102 +558,105 @@ class _Part:
     end: int
     grams: frozenset[str]
     sentence: int
-    negated: bool = False
+    index: int = 0
+    scopes: tuple[_Negation, ...] = ()
+    """What each of its negations governs (see `_negation_scopes`)."""
+    raw: str = ""
+    """The text as written (numbers not masked)."""
+    under_negation: bool = False
+    """An item of a list whose lead-in negates ("不得含有下列内容：（一）给予……"): an answer may state it
+    with the negation ("不能给予……") or without (naming what is listed), so its polarity is not judged."""
 
 
 @dataclass(frozen=True)
 class _Source:
     """The cited clause texts, read once for all checks."""
 
-    text: str
     grams: frozenset[str]
     sentences: tuple[_Part, ...]
     phrases: tuple[_Part, ...]
     numbers: tuple[_Number, ...]
     number_context: tuple[frozenset[str], ...]
-    actors: tuple[tuple[str, ...], ...]
-    """Actor terms of each sentence."""
     absolutes: frozenset[str]
 
 
+# Numbers joined into a range or a list: "1至3年", "第七十八条至第八十条", "“二日”“三日”", "5日、10日".
+_JOIN = r"[^\S\n]*[条款项章日天年月个%‰]*[^\S\n]*(?:或者|以及|[至到或和及]|[\-~～—、“”\"'][^\S\n]*[“”\"']?)[^\S\n]*第?"
+_RANGE_AFTER_RE = re.compile(_JOIN + "#+")
+_RANGE_BEFORE_RE = re.compile("#+" + _JOIN + "$")
+
+
 def _window(text: str, start: int, end: int, lo: int, hi: int) -> frozenset[str]:
-    """Bigrams of the NUMBER_WINDOW characters before and after text[start:end], inside [lo, hi)."""
+    """Bigrams of the NUMBER_WINDOW characters before and after text[start:end], inside [lo, hi).
+
+    Both ends of a range ("1至3年") and every member of a list ("“二日”“三日”") get the window of the
+    whole range or list, so none looks closer than the others to what it is about. `text` has its
+    numbers masked as '#'.
+    """
+    while (m := _RANGE_AFTER_RE.match(text, end)) is not None:
+        end = m.end()
+    while (m := _RANGE_BEFORE_RE.search(text, 0, start)) is not None:
+        start = m.start()
     left = text[max(lo, start - NUMBER_WINDOW):start]
     right = text[end:min(hi, end + NUMBER_WINDOW)]
-    return frozenset(_bigrams(left) | _bigrams(right))
-
-
-def _sentence_of(parts: Sequence[_Part], position: int) -> _Part:
-    for part in parts:
-        if part.start <= position < part.end:
-            return part
-    return parts[-1]
+    return frozenset(g for g in _bigrams(left) | _bigrams(right) if "#" not in g)  # words, not other numbers
 
 
 @lru_cache(maxsize=256)
 def _source(texts: tuple[str, ...]) -> _Source:
     raw, numbers = _scan("\n".join(texts), lenient=True)
-    text = _masked(raw, numbers)
+    text = _masked(raw)
     sentences = tuple(
-        _Part(text[a:b], a, b, _match_grams(text[a:b]), i) for i, (a, b) in enumerate(_cut(text, _SENTENCE_STOPS, True))
+        _Part(text[a:b], a, b, _match_grams(text[a:b]), i, raw=raw[a:b])
+        for i, (a, b) in enumerate(_cut(text, _SENTENCE_STOPS, True))
     )
     phrases: list[_Part] = []
+    lead_negated = False  # a negated lead-in ("不得含有下列内容：") reaches its items
     for s in sentences:
+        is_item = bool(_ITEM_RE.match(s.text.strip()))
         for a, b in _cut(s.text, _PHRASE_STOPS):
             piece = s.text[a:b]
-            phrases.append(_Part(piece, s.start + a, s.start + b, _match_grams(piece), s.sentence, negated(piece)))
+            grams = _match_grams(piece)
+            phrases.append(_Part(piece, s.start + a, s.start + b, grams, s.sentence, len(phrases),
+                                 _negation_scopes(piece), s.raw[a:b], is_item and lead_negated))
+        if s.text.rstrip().endswith((":", "：")):
+            lead_negated = bool(phrases and phrases[-1].scopes)
+        elif not is_item:
+            lead_negated = False
     contexts = []
     for n in numbers:
-        s = _sentence_of(sentences, n.start) if sentences else _Part(text, 0, len(text), frozenset(), 0)
-        contexts.append(_window(text, n.start, n.end, s.start, s.end))
+        s = next((p for p in sentences if p.start <= n.start < p.end), None)
+        contexts.append(_window(text, n.start, n.end, s.start if s else 0, s.end if s else len(text)))
     return _Source(
-        text=text,
-        grams=frozenset(_bigrams(text)),
+        grams=frozenset(_bigrams(text) | _bigrams(raw)),
         sentences=sentences,
         phrases=tuple(phrases),
         numbers=tuple(numbers),
         number_context=tuple(contexts),
-        actors=tuple(tuple(actors_in(s.text)) for s in sentences),
         absolutes=frozenset(_DISTRIBUTIVE_RE.findall(raw)),
     )
 
 
-
-def _best(candidates: Sequence[_Part], grams: frozenset[str], whole: frozenset[str],
-          sentences: Sequence[_Part]) -> tuple[list[_Part], int]:
-    """The candidates sharing most bigrams with `grams`; ties go to the one whose clause sentence shares
-    most with the whole answer sentence. Returns all that tie on both, and the shared count."""
-    scored = [(len(grams & c.grams), len(whole & sentences[c.sentence].grams), c) for c in candidates]
-    if not scored:
-        return [], 0
-    top = max((a, b) for a, b, _ in scored)
-    return [c for a, b, c in scored if (a, b) == top], top[0]
-
-
 @dataclass(frozen=True)
 class Fidelity:
-    """What the fine checks found in one sentence against its cited clauses (empty when faithful)."""
+    """What the fine checks found in one sentence against its cited clauses (all empty when faithful)."""
 
     moved_numbers: tuple[str, ...] = ()
     """Numbers the clause states, but for something else (or with another unit)."""
     flipped: tuple[str, ...] = ()
-    """Sentence phrases negated where the clause phrase they paraphrase is not, or the reverse."""
+    """Sentence phrases negated where the clause phrases they paraphrase are not, or the reverse."""
     stray_actors: tuple[str, ...] = ()
-    """Actors the clause sentence being paraphrased does not name."""
+    """Actors, in subject position, that the clause sentence being paraphrased does not name."""
     absolutes: tuple[str, ...] = ()
     """Absolute quantifiers the clauses never use."""
     novel: str = ""
-    """Content characters of the sentence that no clause bigram covers."""
-
-
-def _sentence_parts(sentence: str) -> tuple[str, str, list[_Number], list[tuple[int, int]]]:
-    plain, numbers = _scan(sentence, lenient=False)
-    plain_norm = unicodedata.normalize("NFKC", plain)
-    masked = _masked(plain_norm, numbers)
-    return plain_norm, masked, numbers, _cut(masked, _PHRASE_STOPS)
+    """Content characters of the sentence that no clause bigram covers (function words left out)."""
 
 
 def _moved_numbers(masked: str, numbers: Sequence[_Number], src: _Source, margin: int) -> list[str]:
+    """Numbers whose context in the sentence matches the context of another number of the clause
+    clearly better than that of any occurrence of the same value, or whose unit differs from the
+    unit the clause writes after that value ("30日" for "30个工作日")."""
     out: list[str] = []
     for n in numbers:
         same = [i for i, c in enumerate(src.numbers) if c.value == n.value]
@@ -577,7 +664,7 @@ def _moved_numbers(masked: str, numbers: Sequence[_Number], src: _Source, margin
             continue  # absent ones are invented (missing_numbers); whole dates are specific enough
         context = _window(masked, n.start, n.end, 0, len(masked))
         spans = {(src.numbers[i].start, src.numbers[i].end) for i in same}
-        scores = [len(context & src.number_context[i]) for i in range(len(src.numbers))]
+        scores = [len(context & c) for c in src.number_context]
         best_same = max(scores[i] for i in same)
         best_other = max((scores[i] for i, c in enumerate(src.numbers)
                           if c.value != n.value and (c.start, c.end) not in spans), default=0)
@@ -587,37 +674,123 @@ def _moved_numbers(masked: str, numbers: Sequence[_Number], src: _Source, margin
     return out
 
 
-def _flipped(masked: str, phrases: Sequence[tuple[int, int]], whole: frozenset[str], src: _Source) -> list[str]:
-    out: list[str] = []
-    for a, b in phrases:
-        piece = masked[a:b]
-        grams = _match_grams(piece)
-        if len(grams) < 2:
-            continue
-        best, shared = _best(src.phrases, grams, whole, src.sentences)
-        if shared < max(2, len(grams) / 2):
-            continue  # no clause phrase is clearly the one paraphrased
-        mine = negated(piece)
-        if best and all(p.negated != mine for p in best):
-            out.append(piece.strip("，,：:。；; "))
+_SAME_SENTENCE_BONUS = 2
+"""Bigrams a clause phrase is credited for lying in the clause sentence where the sentence's other
+phrases were found: answers paraphrase one clause sentence at a time, so "视为行使优先购买权" after
+"股东……三十日内未答复的" is read against "视为放弃优先购买权" of that sentence, not against a phrase
+elsewhere that happens to share one more bigram."""
+
+
+def _align(pieces: Sequence[frozenset[str]], src: _Source) -> list[list[list[_Part]]]:
+    """For each sentence phrase, the clause phrases it paraphrases: one list per equally good reading.
+
+    A phrase goes with the clause phrase sharing most bigrams (at least two and half its own, plus a
+    bonus for the clause sentence its neighbours were found in), grown by neighbouring phrases of the
+    same clause sentence that account for more of it (see `_extends`: "X的，不得Y" read as one). Ties stay: each is a
+    reading, and a verdict must hold for all of them.
+    """
+    shared = [[len(grams & q.grams) for q in src.phrases] for grams in pieces]
+    eligible = [[k >= max(2, len(grams) / 2) for k in row] for grams, row in zip(pieces, shared)]
+    firsts: list[int | None] = []
+    for row, ok in zip(shared, eligible):
+        top = max((k for k, e in zip(row, ok) if e), default=None)
+        best = [j for j, (k, e) in enumerate(zip(row, ok)) if e and k == top]
+        firsts.append(best[0] if len(best) == 1 else None)
+    out: list[list[list[_Part]]] = []
+    for i, grams in enumerate(pieces):
+        anchors = [j for k, j in enumerate(firsts) if k != i and j is not None]
+        home = {src.phrases[j].sentence for j in anchors}
+        scored = [(shared[i][j] + _SAME_SENTENCE_BONUS * (q.sentence in home), q)
+                  for j, q in enumerate(src.phrases) if eligible[i][j]]
+        top = max((k for k, _ in scored), default=None)
+        best = [q for k, q in scored if k == top]
+        readings = []
+        for q in best:
+            lo = hi = q.index
+            found = grams & q.grams
+            while True:
+                if lo > 0 and _extends(grams, found, src.phrases[lo - 1], q):
+                    lo -= 1
+                    found |= grams & src.phrases[lo].grams
+                elif hi + 1 < len(src.phrases) and _extends(grams, found, src.phrases[hi + 1], q):
+                    hi += 1
+                    found |= grams & src.phrases[hi].grams
+                else:
+                    break
+            readings.append(list(src.phrases[lo:hi + 1]))
+        out.append(readings)
     return out
 
 
-def _stray_actors(plain: str, masked: str, phrases: Sequence[tuple[int, int]], whole: frozenset[str],
-                  src: _Source) -> list[str]:
+def _extends(grams: frozenset[str], found: frozenset[str], neighbour: _Part, q: _Part) -> bool:
+    """Whether a neighbouring clause phrase is part of what a sentence phrase paraphrases: same clause
+    sentence, and it accounts for sentence bigrams not yet found (two or more, half its own or more)."""
+    new = (grams & neighbour.grams) - found
+    return neighbour.sentence == q.sentence and len(new) >= 2 and len(new) >= len(neighbour.grams) / 2
+
+
+def _unmatched(negations: Sequence[_Negation], others: Sequence[_Negation], other_grams: frozenset[str]) -> bool:
+    """Whether one of `negations` certainly negates words the other side states, while no negation of
+    the other side reaches them (a negation whose words the other side does not state is not compared)."""
+    return any(neg.near & other_grams and not any(neg.reach & other.reach for other in others) for neg in negations)
+
+
+def _flipped(masked: str, phrases: Sequence[tuple[int, int]], src: _Source) -> list[str]:
+    """Sentence phrases whose negation disagrees with every reading of the clause phrases they paraphrase.
+
+    Negations are compared one by one, each with the words it governs: "不得于每年3月31日前公开" is
+    flipped against "应当于每年3月31日前……公开" even though both also say "逾期尚未支付". Sentence
+    phrases found in the same clause phrases are judged together, against all the clause phrases they
+    were found in ("双方都没履行完的合同，管理人有权……" against one clause phrase).
+    """
+    pieces = [masked[a:b] for a, b in phrases]
+    grams = [_match_grams(p) for p in pieces]
+    scopes = [_negation_scopes(p) for p in pieces]
+    readings = _align(grams, src)
+    out: list[str] = []
+    for i, options in enumerate(readings):
+        if not options or len(grams[i]) < 2:
+            continue
+        disagree = 0
+        for parts in options:
+            if any(q.under_negation for q in parts):
+                continue
+            span = {q.index for q in parts}
+            group = [j for j, other in enumerate(readings)
+                     if j != i and other and all(span & {q.index for q in r} for r in other)]
+            clause_side = {q.index: q for q in parts}
+            clause_side.update((q.index, q) for j in group for r in readings[j] for q in r)
+            group.append(i)
+            mine = [scope for j in group for scope in scopes[j]]
+            mine_grams = frozenset().union(*(grams[j] for j in group))
+            theirs = [scope for q in clause_side.values() for scope in q.scopes]
+            their_grams = frozenset().union(*(q.grams for q in clause_side.values()))
+            disagree += _unmatched(mine, theirs, their_grams) or _unmatched(theirs, mine, mine_grams)
+        if options and disagree == len(options):
+            out.append(pieces[i].strip("，,：:。；; "))
+    return out
+
+
+def _stray_actors(plain: str, phrases: Sequence[tuple[int, int]], whole: frozenset[str], src: _Source) -> list[str]:
+    """Actors in subject position that the clause sentence the phrase paraphrases does not name.
+
+    The clause sentence is found by what the phrase says after the actor (its predicate: "将罚款上缴国库")
+    or, when that is too short, by the rest of the phrase. It must name somebody: a clause sentence
+    without any actor leaves the actor to the sentences around it.
+    """
     out: list[str] = []
     for a, b in phrases:
-        piece = masked[a:b]
-        for term in dict.fromkeys(actors_in(piece)):
+        piece = plain[a:b]
+        for term in dict.fromkeys(actors_in(piece, subjects_only=True)):
             position = piece.find(term)
             after = _match_grams(piece[position + len(term):])
-            grams = after if len(after) >= 3 else _match_grams(piece) - _bigrams(term)
-            best, shared = _best(src.sentences, grams, whole, src.sentences)
-            if shared < 2:
+            grams = after if len(after) >= 3 else _match_grams(piece)
+            scored = [(len(grams & s.grams), len(whole & s.grams), s) for s in src.sentences]
+            top = max(((x, y) for x, y, _ in scored), default=(0, 0))
+            if top[0] < 2:
                 continue
-            named = [s for s in best if src.actors[s.sentence]]
-            if named and not any(term in s.text or any(_same_actor(term, t) for t in src.actors[s.sentence])
-                                 for s in best):
+            best = [s for x, y, s in scored if (x, y) == top]
+            if any(actors_in(s.raw) for s in best) and not any(_names(s.raw, term) for s in best):
                 out.append(term)
     return out
 
@@ -629,9 +802,10 @@ def _novel(plain: str, numbers: Sequence[_Number], src: _Source) -> str:
         unit = _UNIT_AFTER.match(plain, n.end)
         for i in range(n.start, unit.end() if unit else n.end):  # the number and its unit
             skip[i] = True
-    for m in _FUNCTION_WORD_RE.finditer(plain):
-        for i in range(m.start(), m.end()):
-            skip[i] = True
+    for pattern in (_FUNCTION_WORD_RE, _NEGATOR_RE, _MODAL_RE, _ABSOLUTE_RE):  # judged by their own checks
+        for m in pattern.finditer(plain):
+            for i in range(m.start(), m.end()):
+                skip[i] = True
     text = plain.lower()
     out = []
     for i, ch in enumerate(text):
@@ -647,14 +821,14 @@ def fidelity(sentence: str, clause_texts: Sequence[str], number_margin: int = DE
     """Compare a sentence with the clause parts it paraphrases: numbers, polarity, actors, quantifiers,
     and content the clauses lack. Pure string work; the verdict is `check_sentence`'s."""
     src = _source(tuple(clause_texts))
-    plain, masked, numbers, phrases = _sentence_parts(sentence)
-    whole = _match_grams(masked)
-    quantifiers = [q for q in absolutes_in(plain)
-                   if q not in src.absolutes and not (q == "都" and src.absolutes)]
+    plain, numbers = _scan(sentence, lenient=False)
+    masked = _masked(plain)
+    phrases = _cut(masked, _PHRASE_STOPS)
+    quantifiers = [q for q in absolutes_in(plain) if q not in src.absolutes and not (q == "都" and src.absolutes)]
     return Fidelity(
         moved_numbers=tuple(dict.fromkeys(_moved_numbers(masked, numbers, src, number_margin))),
-        flipped=tuple(_flipped(masked, phrases, whole, src)),
-        stray_actors=tuple(dict.fromkeys(_stray_actors(plain, masked, phrases, whole, src))),
+        flipped=tuple(_flipped(masked, phrases, src)),
+        stray_actors=tuple(dict.fromkeys(_stray_actors(plain, phrases, _match_grams(masked), src))),
         absolutes=tuple(dict.fromkeys(quantifiers)),
         novel=_novel(plain, numbers, src),
     )
@@ -699,6 +873,8 @@ class SentenceCheck:
     invalid_markers: tuple[int, ...] = ()
     reason: str | None = None
     """None when kept; otherwise a key of REASONS_ZH."""
+    evidence: tuple[str, ...] = ()
+    """What the removing check found: moved numbers, flipped phrases, actors, quantifiers, new words."""
 
     @property
     def rendered(self) -> str:
@@ -751,26 +927,71 @@ class GroundingResult:
         }
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement of a sentence body against clause texts (see `verdict`)."""
+
+    reason: str | None
+    support: float
+    missing_numbers: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+
+
+def verdict(
+    body: str,
+    clause_texts: Sequence[str],
+    min_support: float = DEFAULT_MIN_SUPPORT,
+    *,
+    max_novel: int = DEFAULT_MAX_NOVEL,
+    number_margin: int = DEFAULT_NUMBER_MARGIN,
+) -> Verdict:
+    """Why the clauses do not support `body` (a sentence without markers), or reason None.
+
+    In order: a number the clauses lack (invented_number) or state for something else
+    (number_mismatch), too little lexical support (low_support), a negation the clause phrase does not
+    have or lacks (negation), an actor the clause sentence does not name (wrong_actor), an absolute
+    quantifier the clauses never use (overgeneralization), and more than `max_novel` content
+    characters the clauses have no bigram for (unsupported_content).
+    """
+    if not clause_texts:
+        return Verdict("no_citation", 0.0)
+    score = support(body, clause_texts)
+    missing = tuple(sorted(missing_numbers(body, clause_texts)))
+    if missing:
+        return Verdict("invented_number", score, missing, missing)
+    found = fidelity(body, clause_texts, number_margin)
+    for reason, evidence in (
+        ("number_mismatch", found.moved_numbers),
+        ("low_support", ("%.2f" % score,) if score < min_support else ()),
+        ("negation", found.flipped),
+        ("wrong_actor", found.stray_actors),
+        ("overgeneralization", found.absolutes),
+        ("unsupported_content", (found.novel,) if len(found.novel) > max_novel else ()),
+    ):
+        if evidence:
+            return Verdict(reason, score, (), tuple(evidence))
+    return Verdict(None, score)
+
+
 def check_sentence(
-    sentence: str, texts: Mapping[int, str], min_support: float = DEFAULT_MIN_SUPPORT
+    sentence: str,
+    texts: Mapping[int, str],
+    min_support: float = DEFAULT_MIN_SUPPORT,
+    *,
+    max_novel: int = DEFAULT_MAX_NOVEL,
+    number_margin: int = DEFAULT_NUMBER_MARGIN,
 ) -> SentenceCheck:
-    """Judge one sentence (markers included) against the citation texts it may use."""
+    """Judge one sentence (markers included) against the citation texts it may use (see `verdict`)."""
     markers = parse_markers(sentence)
     cited = tuple(n for n in markers if n in texts)
     invalid = tuple(n for n in markers if n not in texts)
     body = strip_markers(sentence).strip()
-    sources = [texts[n] for n in cited]
-    score = support(body, sources) if sources else 0.0
-    missing = tuple(sorted(missing_numbers(body, sources))) if sources else ()
     if not cited:
-        reason: str | None = "invalid_citation" if invalid else "no_citation"
-    elif missing:
-        reason = "invented_number"
-    elif score < min_support:
-        reason = "low_support"
-    else:
-        reason = None
-    return SentenceCheck(body, cited, round(score, 4), missing, invalid, reason)
+        reason = "invalid_citation" if invalid else "no_citation"
+        return SentenceCheck(body, cited, 0.0, (), invalid, reason)
+    judged = verdict(body, [texts[n] for n in cited], min_support, max_novel=max_novel, number_margin=number_margin)
+    return SentenceCheck(body, cited, round(judged.support, 4), judged.missing_numbers, invalid, judged.reason,
+                         judged.evidence)
 
 
 def check_answer(
@@ -781,9 +1002,11 @@ def check_answer(
     """Split an answer with [n] markers and keep only the sentences their cited clauses support.
 
     A sentence is removed when it cites nothing valid (markers that point nowhere are dropped
-    first), when it states a number, date, amount or percentage absent from its cited clauses, or
-    when its lexical support falls below `min_support`. `citations` are the retrieved clauses
-    numbered as the prompt showed them (objects with `n` and `text`, or a mapping n → text).
+    first), when it states a number, date, amount or percentage absent from its cited clauses or
+    attached there to something else, when its lexical support falls below `min_support`, or when
+    it flips a negation, names another actor, generalises absolutely or adds content of its own
+    (see `verdict`). `citations` are the retrieved clauses numbered as the prompt showed them
+    (objects with `n` and `text`, or a mapping n → text).
     """
     texts = citation_texts(citations)
     kept: list[SentenceCheck] = []

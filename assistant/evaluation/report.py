@@ -91,16 +91,20 @@ def answer_metrics(assistant: Assistant, questions: list[EvalQuestion], method: 
         texts = citation_texts(answer.citations)  # title + label + text, as the answer path checks
         if not answer.abstained:
             for sentence in split_sentences(answer.answer):
+                markers = parse_markers(sentence)
+                if not markers:
+                    continue  # our own framing (the low-confidence lines), not a claim from a clause
                 found = numbers_in(strip_markers(sentence))
-                cited = [texts[n] for n in parse_markers(sentence) if n in texts]
+                cited = [texts[n] for n in markers if n in texts]
                 numbers_total += len(found)
                 numbers_ok += len(found) - len(missing_numbers(strip_markers(sentence), cited))
         if q.answerable:
             answerable += 1
             declined_answerable += answer.confidence is Confidence.declined
             low_answerable += answer.confidence is Confidence.low
-            facts_total += len(q.key_facts)
-            facts_found += sum(fact in text for fact in q.key_facts)
+            if q.key_facts:  # per question, as tuning.py cross-validates it
+                facts_total += 1
+                facts_found += sum(fact in text for fact in q.key_facts) / len(q.key_facts)
             if q.gold:
                 with_gold += 1
                 cites_right += bool({c.clause_id for c in answer.citations} & set(q.gold))

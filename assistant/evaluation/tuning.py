@@ -97,7 +97,7 @@ def tune(assistant, eval_dir=EVAL_DIR, progress: Callable[[str], None] = lambda 
     assistant.searcher.ranker = ranker
 
     progress("spans")
-    spans, span_report = _tune_spans(assistant, [q for q in answerable if q.key_facts])
+    spans, span_report = _tune_spans(assistant, answerable)
     report["spans"] = span_report
 
     progress("scope")
@@ -162,12 +162,14 @@ def _held_out_by_set(metrics: dict[str, dict[Hashable, dict[str, float]]], choos
         for q in questions:
             if fold_of(q) == fold:
                 for name, table in metrics.items():
-                    per_question[name][q.id] = table[best][q.id]
-    out: dict[str, dict[str, float]] = {}
+                    if q.id in table[best]:
+                        per_question[name][q.id] = table[best][q.id]
+    pooled: dict[str, dict[str, list[float]]] = {}
     for q in questions:
         for name in metrics:
-            out.setdefault(set_of(q), {}).setdefault(name, []).append(per_question[name][q.id])  # type: ignore[attr-defined]
-    return {s: {name: round(statistics.fmean(v), 4) for name, v in d.items()} for s, d in out.items()}  # type: ignore[arg-type]
+            if q.id in per_question[name]:
+                pooled.setdefault(set_of(q), {}).setdefault(name, []).append(per_question[name][q.id])
+    return {s: {name: round(statistics.fmean(v), 4) for name, v in d.items()} for s, d in pooled.items()}
 
 
 # --- ranker --------------------------------------------------------------------------------------
@@ -246,12 +248,14 @@ def _tune_spans(assistant, questions: list[EvalQuestion]) -> tuple[SpanWeights, 
             for option in options:
                 spans = select_spans(words, wants_number, ranked, max_sentences, option)
                 text = "".join(s.text for s in spans)
-                table[option][q.id] = sum(fact in text for fact in q.key_facts) / len(q.key_facts)
+                if q.key_facts:
+                    table[option][q.id] = sum(fact in text for fact in q.key_facts) / len(q.key_facts)
                 cites[option][q.id] = float(any(ranked[s.rank].clause.clause_id in q.gold for s in spans))
         else:  # references and declines do not depend on the span weights
             cited = {c.clause_id for c in prepared.answer.citations}
             for option in options:
-                table[option][q.id] = sum(fact in prepared.answer.answer for fact in q.key_facts) / len(q.key_facts)
+                if q.key_facts:
+                    table[option][q.id] = sum(fact in prepared.answer.answer for fact in q.key_facts) / len(q.key_facts)
                 cites[option][q.id] = float(bool(cited & set(q.gold)))
     selection = cross_validate(table, questions)
     choice: SpanWeights = selection.choice  # type: ignore[assignment]

@@ -128,7 +128,7 @@ def _print_answer(answer) -> None:  # noqa: ANN001
         typer.secho(notice, fg=typer.colors.YELLOW)
     sources = answer.related if answer.abstained else answer.citations
     if sources:
-        typer.echo("\n可能相关：" if answer.abstained else "\n来源：")
+        typer.echo("\n来源：" if answer.confidence.value == "high" else "\n可能相关：")
     for c in sources:
         meta = "，".join(x for x in (c.doc_number, f"{c.effective}起施行" if c.effective else None) if x)
         typer.secho(f"[{c.n}] 《{c.doc_title}》{c.label}" + (f"（{meta}）" if meta else ""), bold=True)

@@ -30,7 +30,7 @@ from fastapi import FastAPI  # noqa: E402
 from ..answering.generate import llm_configured  # noqa: E402
 from ..config import Settings, get_settings  # noqa: E402
 from ..errors import IndexError_, PolicyQAError, QuestionError  # noqa: E402
-from ..schema import Answer, Citation, DocumentInfo, SearchHit, Turn  # noqa: E402
+from ..schema import Answer, Citation, Confidence, DocumentInfo, SearchHit, Turn  # noqa: E402
 from .api import create_app  # noqa: E402
 from .deps import AssistantHolder  # noqa: E402
 from .feedback import FeedbackStore  # noqa: E402
@@ -121,17 +121,20 @@ def sources_markdown(citations: list[Citation], numbered: bool = True) -> str:
 
 def answer_messages(answer: Answer, answer_id: str) -> list[gr.ChatMessage]:
     """The answer with its [n] markers, then a closed '来源 (n)' accordion with the whole clauses."""
-    text = answer.answer
-    if answer.abstained:
+    text = "  \n".join(answer.answer.splitlines())  # each quoted span on its own line
+    if answer.confidence is Confidence.declined:
         text = "ℹ️ " + text
+    elif answer.confidence is Confidence.low:
+        text = "⚠️ **低置信度**  \n" + text
     for notice in answer.notices:
-        text += f"\n\n> 注：{notice}"
+        text += f"\n\n> 注：{notice.removeprefix('注意：')}"
     messages = [gr.ChatMessage(role="assistant", content=text, metadata={"id": answer_id})]
     if answer.citations:
+        title = "可能相关" if answer.confidence is Confidence.low else "来源"
         messages.append(gr.ChatMessage(
             role="assistant",
             content=sources_markdown(answer.citations),
-            metadata={"title": f"来源 ({len(answer.citations)})", "status": "done"},
+            metadata={"title": f"{title} ({len(answer.citations)})", "status": "done"},
         ))
     elif answer.related:
         messages.append(gr.ChatMessage(

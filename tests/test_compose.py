@@ -1,0 +1,67 @@
+"""The composer's rules on hand-made clauses: dangling references, one marker per list, number questions."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.answering.compose import (
+    ASKS_FOR_NUMBER,
+    DANGLING,
+    RankedClause,
+    SpanWeights,
+    compose,
+    select_spans,
+)
+from assistant.schema import Clause
+
+
+def clause(text: str, clause_id: str = "doc#1") -> Clause:
+    paragraphs = tuple(text.split("\n\n"))
+    return Clause(clause_id=clause_id, doc_id="doc", label="第一条", text=text.replace("\n\n", "\n"),
+                  paragraphs=paragraphs)
+
+
+@pytest.mark.parametrize("text", ["依照前款规定，登记机关应当公告。", "有前款第二项情形的，不予受理。",
+                                  "上述材料应当真实。", "前述期限届满的，可以申请。"])
+def test_dangling_spans_are_recognised(text: str) -> None:
+    assert DANGLING.search(text)
+
+
+@pytest.mark.parametrize("text", ["市场主体应当依法办理登记。", "公示期为20日。", "登记机关应当在3个工作日内作出决定。"])
+def test_standalone_spans_are_not_dangling(text: str) -> None:
+    assert not DANGLING.search(text)
+
+
+def test_a_dangling_span_brings_its_context_or_is_not_quoted() -> None:
+    c = clause("市场主体应当在公示期满后申请注销登记。\n\n依照前款规定申请注销登记的，登记机关应当当场办结。")
+    words = {"当场办结": 3.0}
+    spans = select_spans(words, False, [RankedClause(c, 1.0)], max_sentences=3,
+                         weights=SpanWeights(dense=0, prior=0, number=0, keep_ratio=0.9))
+    texts = [s.text for s in spans]
+    assert texts[-1].startswith("依照前款") and texts[0].startswith("市场主体应当在公示期满后")
+
+
+def test_a_list_of_items_is_one_block_with_one_marker() -> None:
+    c = clause("有下列情形之一的，不适用简易注销：\n（一）涉及国家规定实施准入特别管理措施；\n（二）正在被立案调查。")
+    spans = select_spans({"简易注销": 2.0}, False, [RankedClause(c, 1.0)], max_sentences=3)
+    text = compose(spans, {0: 1})
+    assert text.count("[1]") == 1 and text.endswith("[1]") and "\n（二）" in text
+
+
+def test_a_lower_ranked_clause_sharing_no_word_is_not_cited() -> None:
+    top = clause("个体工商户可以按照简易程序办理注销登记。", "doc#1")
+    unrelated = clause("国家支持发展第五航权航线。", "doc#2")
+    spans = select_spans({"个体工商户": 2.0, "注销": 1.0}, False,
+                         [RankedClause(top, 1.0), RankedClause(unrelated, 0.9)], max_sentences=3,
+                         weights=SpanWeights(keep_ratio=0.0))
+    assert {s.rank for s in spans} == {0}
+
+
+@pytest.mark.parametrize("question", ["简易注销要公示多久", "罚款上限是多少", "几个工作日办结"])
+def test_number_questions_are_recognised(question: str) -> None:
+    assert ASKS_FOR_NUMBER.search(question)
+
+
+@pytest.mark.parametrize("question", ["营业执照丢了怎么办", "简易注销的条件", "谁负责受理投诉"])
+def test_other_questions_are_not_number_questions(question: str) -> None:
+    assert not ASKS_FOR_NUMBER.search(question)
