@@ -28,13 +28,7 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(64, ge=1)
 
     top_k: int = Field(5, ge=1, le=20, description="clauses retrieved per question")
-    candidate_k: int = Field(30, ge=5, description="candidates each retriever contributes to fusion")
-    rrf_c: int = Field(
-        5, ge=1, description="reciprocal-rank-fusion constant; 5 beat the customary 60 on the dev split"
-    )
-    dense_weight: float = Field(
-        1.5, gt=0, description="weight of the dense ranking in fusion (BM25 has 1); tuned on the dev split"
-    )
+    candidate_k: int = Field(30, ge=5, description="candidates each field contributes to fusion and the ranker")
     query_cache_size: int = Field(
         4096, ge=0, description="query vectors kept for repeated questions; 0 turns the cache off"
     )

@@ -97,8 +97,9 @@ def test_the_eval_gate_passes_on_the_held_out_split(index_settings: Settings, tm
     assert result.returncode == 0, result.stdout + result.stderr
     assert "eval gate passed" in result.stdout
     report = json.loads((tmp_path / f"eval-{split}.json").read_text())
-    assert set(report["methods"]) == {"bm25", "dense", "hybrid"}
-    assert (tmp_path / f"eval-{split}.md").read_text().startswith("Split: test")
+    assert set(report["sets"]) == {"real", "written", "rewrites"}
+    assert all(set(entry["methods"]) == {"bm25", "dense", "hybrid"} for entry in report["sets"].values())
+    assert (tmp_path / f"eval-{split}.md").read_text().startswith("Set: real, split test")
 
 
 def test_invalid_utf8_in_an_argument_or_a_batch_line_is_no_traceback(index_settings: Settings) -> None:

@@ -180,12 +180,16 @@ def test_the_capital_deadline_is_cited_from_the_company_law(assistant) -> None:
     assert "gongsi-fa#47" in [c.clause_id for c in answer.citations]
 
 
-def test_a_list_of_items_carries_one_marker(assistant) -> None:
-    answer = assistant.ask("申请简易注销需要满足哪些条件")
-    lists = [block for block in answer.answer.split("\n（") if block]
-    assert len(lists) > 1, answer.answer
+def test_a_list_of_items_carries_one_marker_and_a_dangling_span_its_context(assistant) -> None:
+    answer = assistant.ask("市场主体登记包括哪些事项")
     item_lines = [line for line in answer.answer.splitlines() if re.match(r"^（[一二三四五六七八九十]+）", line)]
-    assert item_lines and sum(bool(parse_markers(line)) for line in item_lines) <= 1
+    assert len(item_lines) >= 5
+    assert sum(bool(parse_markers(line)) for line in item_lines) == answer.answer.count("\n（一）") + \
+        answer.answer.startswith("（一）"), "one marker per list, at its last item"
+    lines = answer.answer.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(("除前款", "依照前款", "前款")):
+            assert i > 0 and parse_markers(lines[i - 1]), "quoted after the span it refers to"
 
 
 @pytest.mark.parametrize(("question", "message"), [("", "问题为空"), ("   \n", "问题为空"), ("注" * 501, "问题过长")])

@@ -50,3 +50,18 @@ def test_tokens_drop_question_scaffolding_but_keep_topic_words() -> None:
 def test_content_words_are_precise_mode_words() -> None:
     assert content_words("我们公司股权被冻结了，还能申请简易注销吗") >= {"股权", "冻结", "申请"}
     assert "多久" not in content_words("要公示多久")
+
+
+@pytest.mark.parametrize(("question", "added"), [("个体户怎么注销", "个体工商户"), ("外企投诉找谁", "外商投资企业"),
+                                                 ("年报逾期怎么办", "年度报告"), ("招投标要公示几天", "招标投标")])
+def test_colloquial_words_bring_their_formal_terms(question: str, added: str) -> None:
+    from assistant.text import expand_colloquial
+
+    assert added in expand_colloquial(question)
+
+
+@pytest.mark.parametrize("question", ["营业执照丢了怎么办", "个体工商户怎么注销", "政府采购的质疑期限"])
+def test_questions_in_formal_words_are_left_alone(question: str) -> None:
+    from assistant.text import expand_colloquial
+
+    assert expand_colloquial(question) == question

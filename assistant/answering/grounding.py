@@ -12,10 +12,19 @@ Public API (stable; the extractive eval and generate.py call it):
     clause_numbers(texts) -> set[str]                the same, read leniently from clause texts (what may be cited)
     missing_numbers(sentence, clause_texts) -> set   numbers of the sentence found in none of the clauses
     support(sentence, clause_texts) -> float         share of the sentence's character bigrams found in the clauses
-    is_supported(sentence, clause_texts) -> bool     support >= threshold and no missing number
+    fidelity(sentence, clause_texts) -> Fidelity     numbers moved to other context, flipped negations, actors
+                                                     the paraphrased clause sentence does not name, absolute
+                                                     quantifiers, content characters the clauses lack
+    verdict(body, clause_texts) -> Verdict           the reason (a REASONS_ZH key) a sentence is unsupported, or None
+    is_supported(sentence, clause_texts) -> bool     verdict is None: the same judgement as check_sentence
     citation_texts(citations) -> dict[int, str]      n → what a sentence citing n may rely on (title, label, text)
+    check_sentence(sentence, texts) -> SentenceCheck one sentence with its [n] markers against citation_texts
     check_answer(answer_text, citations) -> GroundingResult   kept / removed sentences and the cleaned text
     citation_scores(answer_text, citations) -> CitationScores ALCE citation recall / precision
+
+The tunable constants (DEFAULT_MAX_NOVEL, DEFAULT_NUMBER_MARGIN, DEFAULT_SENTENCE_BONUS) were chosen by
+5-fold cross-validation on the dev split of eval/grounding_cases.jsonl; see
+assistant/evaluation/grounding_eval.py, which reports per-label kept/removed rates.
 
 Canonical number forms (so "三十日" meets "30日" and "五十万元" meets "50万元"):
     plain numbers "30", "500000", "1.5"; percentages "30%"; permille "5‰"; fractions "2/3";
@@ -349,7 +358,8 @@ DEFAULT_NUMBER_MARGIN = 2
 than any occurrence of the same value does, before the sentence counts as having moved that value."""
 
 DEFAULT_MAX_NOVEL = 5
-"""Most content characters a sentence may hold that its clauses have no bigram for (see `novel_content`)."""
+"""Most content characters a sentence may hold that its clauses have no bigram for (`Fidelity.novel`);
+a faithful paraphrase adds a word or two ("房屋", "高管"), an added claim a whole phrase."""
 
 # Deontic and lexical negation. A sentence whose phrase is negated while the clause phrase it
 # paraphrases is not (or the reverse) says the opposite: 可以 → 不得, 应当 → 无需, 放弃 → 行使.
@@ -369,7 +379,7 @@ _NEGATOR_RE = re.compile(
 _NOT_NEGATION = ("不足", "不动产", "不良", "不正当", "非法", "无论", "不论", "无偿",
                  "除非", "并非", "无关", "不仅", "无法")
 _NOT_NEGATION_RE = re.compile(
-    r"(?:不得|不能|不可|不应当?|不)(?:超过|少于|低于|高于|多于|大于|小于)|"
+    r"(?:不得|不能|不可|不应当?|禁止|严禁|不)(?:超过|少于|低于|高于|多于|大于|小于)|"
     + "|".join(sorted(map(re.escape, _NOT_NEGATION), key=len, reverse=True))
 )
 # Modal verbs: paraphrases swap them freely (应当 → 应/要/需要, 可以 → 可/能), so they are left out
@@ -387,11 +397,14 @@ _ACTOR_HEADS = ("部门", "机关", "机构", "法院", "政府", "国务院", "
 _SHORT_HEADS = {"企业": 2, "人": 2, "单位": 1}
 _NOT_ACTORS = ("他人", "个人", "本人", "法人", "任何人", "有人", "人员", "人数")
 # Function characters that end the name in front of a head: "经|上级登记机关|批准", "由|管理人".
-_ACTOR_BOUNDARY = set("的由经向对将和或与及被在于从给把应可能须需会是为让请等其并也还要即已未不之以按照自至当凡各每该如若用除")
+_ACTOR_BOUNDARY = set("的由经向对将和或与及被在于从给把应可能须需会是为让请等其并也还要即已未不禁之以按照自至当凡各每该"
+                      "如若用除")
 # Verbs that take a party as their object at the start of a phrase ("鼓励银行等金融机构……",
 # "除非经营者能证明"): the name begins after them, and it is not the one who acts.
 _ACTOR_OBJECT_VERBS_RE = re.compile("鼓励|支持|要求|通过|委托|督促|引导|指导|责令|会同|组织|推动|协助|除非|允许")
 _ACTOR_RE = re.compile("|".join(sorted(map(re.escape, _ACTOR_HEADS), key=len, reverse=True)))
+# Two-character conjunctions read as a list separator, so "采购人或者采购代理机构" names two parties
+# (a single 或 is already a boundary, but "者采购代理机构" would not be).
 _CONNECTIVES_RE = re.compile("或者|以及|或是|并且|而且|还是")
 
 # Absolute quantifiers a faithful paraphrase only writes when its clause does: they erase the
@@ -402,7 +415,9 @@ _ABSOLUTE_RE = re.compile("|".join(sorted(map(re.escape, _ABSOLUTES), key=len, r
 # "都" only distributes a quantifier already there ("任何单位都不得", "双方都" for "双方均"), so any
 # universal or distributive word in the clause licenses it.
 _DISTRIBUTIVE = ("都", "均", "任何", "所有", "全部", "一律", "一切", "凡", "全体", "各", "每", "无论", "不论")
-_DISTRIBUTIVE_RE = re.compile("|".join(sorted(map(re.escape, set(_DISTRIBUTIVE) | set(_ABSOLUTES)), key=len, reverse=True)))
+_DISTRIBUTIVE_RE = re.compile(
+    "|".join(sorted(map(re.escape, set(_DISTRIBUTIVE) | set(_ABSOLUTES)), key=len, reverse=True))
+)
 
 # Grammatical words and hedges that answers put around clause content ("一般应在……内", "也不能",
 # "如果……就", "会被"). They carry no claim of their own, so a sentence is never faulted for adding them.
@@ -446,8 +461,8 @@ _PARTICLES = set("的其之该此这那了着地得")
 
 
 def _match_grams(text: str) -> frozenset[str]:
-    """Bigrams used to find which clause part a sentence part paraphrases: no modal or negator
-    (they are what the checks compare, so they must not steer the match), no framing word, no particle."""
+    """Bigrams used to find which clause part a sentence part paraphrases: no modal (paraphrases swap
+    them freely), no framing word, no particle."""
     grams = _bigrams(_MODAL_RE.sub(" ", text)) - _FRAMING_BIGRAMS
     return frozenset(g for g in grams if not _PARTICLES & set(g))
 
@@ -491,6 +506,7 @@ def negated(text: str) -> bool:
 # Characters after which a name in subject position starts: the phrase start, 由/经 (by, upon approval
 # of) and 被 (passive agent). Elsewhere a head word is usually an object ("通过部门间共享").
 _AGENT_MARKERS = set("由经被")
+# Conjunctions and adverbs that may open a phrase before its subject ("并由公安机关……", "但管理人……").
 _LEADING_FUNCTION = set("则并但而且也还再即就另")
 
 
@@ -517,7 +533,8 @@ def actors_in(text: str, *, subjects_only: bool = False) -> list[str]:
             before = start
             while before > 0 and text[before - 1] in _LEADING_FUNCTION:
                 before -= 1
-            if before > 0 and text[before - 1] not in _PHRASE_STOPS + "、 " and text[start - 1] not in _AGENT_MARKERS:
+            opens_phrase = before == 0 or text[before - 1] in _PHRASE_STOPS + "、 "
+            if not opens_phrase and text[start - 1] not in _AGENT_MARKERS:
                 continue
         out.append(term)
     return out
@@ -674,20 +691,22 @@ def _moved_numbers(masked: str, numbers: Sequence[_Number], src: _Source, margin
     return out
 
 
-_SAME_SENTENCE_BONUS = 2
+DEFAULT_SENTENCE_BONUS = 2
 """Bigrams a clause phrase is credited for lying in the clause sentence where the sentence's other
 phrases were found: answers paraphrase one clause sentence at a time, so "视为行使优先购买权" after
 "股东……三十日内未答复的" is read against "视为放弃优先购买权" of that sentence, not against a phrase
 elsewhere that happens to share one more bigram."""
 
 
-def _align(pieces: Sequence[frozenset[str]], src: _Source) -> list[list[list[_Part]]]:
+def _align(
+    pieces: Sequence[frozenset[str]], src: _Source, bonus: int = DEFAULT_SENTENCE_BONUS
+) -> list[list[list[_Part]]]:
     """For each sentence phrase, the clause phrases it paraphrases: one list per equally good reading.
 
     A phrase goes with the clause phrase sharing most bigrams (at least two and half its own, plus a
     bonus for the clause sentence its neighbours were found in), grown by neighbouring phrases of the
-    same clause sentence that account for more of it (see `_extends`: "X的，不得Y" read as one). Ties stay: each is a
-    reading, and a verdict must hold for all of them.
+    same clause sentence that account for more of it (see `_extends`: "X的，不得Y" read as one).
+    Ties stay: each is a reading, and a verdict must hold for all of them.
     """
     shared = [[len(grams & q.grams) for q in src.phrases] for grams in pieces]
     eligible = [[k >= max(2, len(grams) / 2) for k in row] for grams, row in zip(pieces, shared)]
@@ -700,7 +719,7 @@ def _align(pieces: Sequence[frozenset[str]], src: _Source) -> list[list[list[_Pa
     for i, grams in enumerate(pieces):
         anchors = [j for k, j in enumerate(firsts) if k != i and j is not None]
         home = {src.phrases[j].sentence for j in anchors}
-        scored = [(shared[i][j] + _SAME_SENTENCE_BONUS * (q.sentence in home), q)
+        scored = [(shared[i][j] + bonus * (q.sentence in home), q)
                   for j, q in enumerate(src.phrases) if eligible[i][j]]
         top = max((k for k, _ in scored), default=None)
         best = [q for k, q in scored if k == top]
@@ -732,10 +751,11 @@ def _extends(grams: frozenset[str], found: frozenset[str], neighbour: _Part, q: 
 def _unmatched(negations: Sequence[_Negation], others: Sequence[_Negation], other_grams: frozenset[str]) -> bool:
     """Whether one of `negations` certainly negates words the other side states, while no negation of
     the other side reaches them (a negation whose words the other side does not state is not compared)."""
-    return any(neg.near & other_grams and not any(neg.reach & other.reach for other in others) for neg in negations)
+    return any(neg.near & other_grams and not any(neg.reach & other.reach for other in others)
+               for neg in negations)
 
 
-def _flipped(masked: str, phrases: Sequence[tuple[int, int]], src: _Source) -> list[str]:
+def _flipped(masked: str, phrases: Sequence[tuple[int, int]], src: _Source, bonus: int) -> list[str]:
     """Sentence phrases whose negation disagrees with every reading of the clause phrases they paraphrase.
 
     Negations are compared one by one, each with the words it governs: "不得于每年3月31日前公开" is
@@ -746,7 +766,7 @@ def _flipped(masked: str, phrases: Sequence[tuple[int, int]], src: _Source) -> l
     pieces = [masked[a:b] for a, b in phrases]
     grams = [_match_grams(p) for p in pieces]
     scopes = [_negation_scopes(p) for p in pieces]
-    readings = _align(grams, src)
+    readings = _align(grams, src, bonus)
     out: list[str] = []
     for i, options in enumerate(readings):
         if not options or len(grams[i]) < 2:
@@ -771,7 +791,9 @@ def _flipped(masked: str, phrases: Sequence[tuple[int, int]], src: _Source) -> l
     return out
 
 
-def _stray_actors(plain: str, phrases: Sequence[tuple[int, int]], whole: frozenset[str], src: _Source) -> list[str]:
+def _stray_actors(
+    plain: str, phrases: Sequence[tuple[int, int]], whole: frozenset[str], src: _Source
+) -> list[str]:
     """Actors in subject position that the clause sentence the phrase paraphrases does not name.
 
     The clause sentence is found by what the phrase says after the actor (its predicate: "将罚款上缴国库")
@@ -817,7 +839,12 @@ def _novel(plain: str, numbers: Sequence[_Number], src: _Source) -> str:
     return "".join(out)
 
 
-def fidelity(sentence: str, clause_texts: Sequence[str], number_margin: int = DEFAULT_NUMBER_MARGIN) -> Fidelity:
+def fidelity(
+    sentence: str,
+    clause_texts: Sequence[str],
+    number_margin: int = DEFAULT_NUMBER_MARGIN,
+    sentence_bonus: int = DEFAULT_SENTENCE_BONUS,
+) -> Fidelity:
     """Compare a sentence with the clause parts it paraphrases: numbers, polarity, actors, quantifiers,
     and content the clauses lack. Pure string work; the verdict is `check_sentence`'s."""
     src = _source(tuple(clause_texts))
@@ -827,7 +854,7 @@ def fidelity(sentence: str, clause_texts: Sequence[str], number_margin: int = DE
     quantifiers = [q for q in absolutes_in(plain) if q not in src.absolutes and not (q == "都" and src.absolutes)]
     return Fidelity(
         moved_numbers=tuple(dict.fromkeys(_moved_numbers(masked, numbers, src, number_margin))),
-        flipped=tuple(_flipped(masked, phrases, src)),
+        flipped=tuple(_flipped(masked, phrases, src, sentence_bonus)),
         stray_actors=tuple(dict.fromkeys(_stray_actors(plain, phrases, _match_grams(masked), src))),
         absolutes=tuple(dict.fromkeys(quantifiers)),
         novel=_novel(plain, numbers, src),
@@ -944,6 +971,7 @@ def verdict(
     *,
     max_novel: int = DEFAULT_MAX_NOVEL,
     number_margin: int = DEFAULT_NUMBER_MARGIN,
+    sentence_bonus: int = DEFAULT_SENTENCE_BONUS,
 ) -> Verdict:
     """Why the clauses do not support `body` (a sentence without markers), or reason None.
 
@@ -959,7 +987,7 @@ def verdict(
     missing = tuple(sorted(missing_numbers(body, clause_texts)))
     if missing:
         return Verdict("invented_number", score, missing, missing)
-    found = fidelity(body, clause_texts, number_margin)
+    found = fidelity(body, clause_texts, number_margin, sentence_bonus)
     for reason, evidence in (
         ("number_mismatch", found.moved_numbers),
         ("low_support", ("%.2f" % score,) if score < min_support else ()),
@@ -980,6 +1008,7 @@ def check_sentence(
     *,
     max_novel: int = DEFAULT_MAX_NOVEL,
     number_margin: int = DEFAULT_NUMBER_MARGIN,
+    sentence_bonus: int = DEFAULT_SENTENCE_BONUS,
 ) -> SentenceCheck:
     """Judge one sentence (markers included) against the citation texts it may use (see `verdict`)."""
     markers = parse_markers(sentence)
@@ -989,7 +1018,8 @@ def check_sentence(
     if not cited:
         reason = "invalid_citation" if invalid else "no_citation"
         return SentenceCheck(body, cited, 0.0, (), invalid, reason)
-    judged = verdict(body, [texts[n] for n in cited], min_support, max_novel=max_novel, number_margin=number_margin)
+    judged = verdict(body, [texts[n] for n in cited], min_support, max_novel=max_novel,
+                     number_margin=number_margin, sentence_bonus=sentence_bonus)
     return SentenceCheck(body, cited, round(judged.support, 4), judged.missing_numbers, invalid, judged.reason,
                          judged.evidence)
 

@@ -55,6 +55,14 @@ class Tuning(BaseModel):
         except (OSError, ValidationError, ValueError):
             raise IndexError_(f"the index file {index_dir.name}/{TUNING_FILE} is damaged: run `policy-qa build` again") from None
 
+    @classmethod
+    def load_if_present(cls, index_dir: Path) -> Tuning | None:
+        """The stored constants, or None when there are none or they cannot be read (no warning)."""
+        try:
+            return cls.model_validate_json((index_dir / TUNING_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValidationError, ValueError):
+            return None
+
     def save(self, index_dir: Path) -> None:
         """Write atomically: a reader sees the old file or the new one, never half of one."""
         tmp = index_dir / f".{TUNING_FILE}.tmp"

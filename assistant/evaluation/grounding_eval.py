@@ -10,8 +10,8 @@ by label).
 Each case is judged by the very function the answer path uses: `check_sentence` on the sentence
 citing [1], with `citation_texts({1: clause_text})` as what [1] may rely on. Besides the rates with the
 shipped constants, the dev split gets a cross-validated estimate for the constants that were tuned
-(`max_novel`, `number_margin`): 5 folds grouped by clause, constants chosen on four folds from GRID,
-rates counted on the fifth, pooled. The test split is only ever scored with the
+(`max_novel`, `number_margin`, `sentence_bonus`): 5 folds grouped by clause, constants chosen on
+four folds from GRID, rates counted on the fifth, pooled. The test split is only ever scored with the
 shipped constants.
 
     .venv/bin/python -m assistant.evaluation.grounding_eval --split dev
@@ -23,7 +23,7 @@ import argparse
 import hashlib
 import itertools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -33,6 +33,7 @@ from ..answering.grounding import (
     DEFAULT_MAX_NOVEL,
     DEFAULT_MIN_SUPPORT,
     DEFAULT_NUMBER_MARGIN,
+    DEFAULT_SENTENCE_BONUS,
     check_sentence,
     citation_texts,
 )
@@ -56,10 +57,12 @@ class Constants:
     min_support: float = DEFAULT_MIN_SUPPORT
     max_novel: int = DEFAULT_MAX_NOVEL
     number_margin: int = DEFAULT_NUMBER_MARGIN
+    sentence_bonus: int = DEFAULT_SENTENCE_BONUS
 
 
 GRID: tuple[Constants, ...] = tuple(
-    Constants(DEFAULT_MIN_SUPPORT, n, m) for n, m in itertools.product((2, 3, 4, 5, 6, 7, 8, 10), (1, 2, 3, 4))
+    Constants(DEFAULT_MIN_SUPPORT, n, m, b)
+    for n, m, b in itertools.product((3, 4, 5, 6, 7, 8), (1, 2, 3), (0, 1, 2, 3, 4))
 )
 """What cross-validation chooses from. `min_support` stays at its shipped value: it also scores the
 extractive answers' ALCE citation metrics and the answer path's `low_support` verdict that callers
@@ -82,29 +85,38 @@ def load_cases(path: Path = CASES, split: Split = "all") -> list[Case]:
     return [c for c in cases if split == "all" or c.split == split]
 
 
+Table = dict[str, dict[str, float | int]]
+"""label → {"n", "kept", "removed", "rate"}; `rate` is the kept share for faithful, the removed share otherwise."""
+
+
 @cache
 def _removed(case: Case, constants: Constants) -> str | None:
     """The reason the check removes the case's sentence, or None when it keeps it."""
     check = check_sentence(
         f"{case.sentence}[1]", citation_texts({1: case.clause_text}), constants.min_support,
         max_novel=constants.max_novel, number_margin=constants.number_margin,
+        sentence_bonus=constants.sentence_bonus,
     )
     return check.reason
 
 
-def rates(cases: Iterable[Case], constants: Constants) -> dict[str, dict[str, float | int]]:
-    """Per label: cases, kept, removed, and `rate` (kept share for faithful, removed share otherwise)."""
-    out: dict[str, dict[str, float | int]] = {}
+def _tally(judged: Sequence[tuple[Case, Constants]]) -> Table:
+    out: Table = {}
     for label in LABELS:
-        mine = [c for c in cases if c.label == label]
-        removed = sum(_removed(c, constants) is not None for c in mine)
+        mine = [(case, constants) for case, constants in judged if case.label == label]
+        removed = sum(_removed(case, constants) is not None for case, constants in mine)
         good = len(mine) - removed if label == "faithful" else removed
         out[label] = {"n": len(mine), "kept": len(mine) - removed, "removed": removed,
                       "rate": round(good / len(mine), 4) if mine else 0.0}
     return out
 
 
-def objective(table: dict[str, dict[str, float | int]]) -> tuple[float, float]:
+def rates(cases: Sequence[Case], constants: Constants) -> Table:
+    """Per-label rates of the check with `constants` on `cases`."""
+    return _tally([(case, constants) for case in cases])
+
+
+def objective(table: Table) -> tuple[float, float]:
     """Worst slack against the targets first (every label must clear its floor), then the mean rate."""
     present = [label for label in LABELS if table[label]["n"]]
     slack = min(float(table[label]["rate"]) - TARGETS[label] for label in present)
@@ -123,27 +135,22 @@ def folds(cases: Sequence[Case], k: int = 5) -> list[list[Case]]:
     return [[c for c in cases if fold_of[c.clause_id] == i] for i in range(k)]
 
 
-def cross_validate(cases: Sequence[Case], k: int = 5, grid: Sequence[Constants] = GRID) -> dict[str, object]:
-    """Pooled held-out rates when the constants are chosen on the other k-1 folds each time."""
+def cross_validate(
+    cases: Sequence[Case], k: int = 5, grid: Sequence[Constants] = GRID
+) -> tuple[Table, list[Constants]]:
+    """Pooled held-out rates when the constants are chosen on the other k-1 folds each time, and the
+    constants chosen for each fold."""
     held_out: list[tuple[Case, Constants]] = []
-    chosen: list[dict[str, float | int]] = []
+    chosen: list[Constants] = []
     parts = folds(cases, k)
     for i, fold in enumerate(parts):
-        train = [c for j, part in enumerate(parts) if j != i for c in part]
-        constants = select(train, grid)
-        chosen.append(asdict(constants))
-        held_out.extend((c, constants) for c in fold)
-    table: dict[str, dict[str, float | int]] = {}
-    for label in LABELS:
-        mine = [(c, constants) for c, constants in held_out if c.label == label]
-        removed = sum(_removed(c, constants) is not None for c, constants in mine)
-        good = len(mine) - removed if label == "faithful" else removed
-        table[label] = {"n": len(mine), "kept": len(mine) - removed, "removed": removed,
-                        "rate": round(good / len(mine), 4) if mine else 0.0}
-    return {"folds": k, "chosen": chosen, "rates": table}
+        constants = select([c for j, part in enumerate(parts) if j != i for c in part], grid)
+        chosen.append(constants)
+        held_out.extend((case, constants) for case in fold)
+    return _tally(held_out), chosen
 
 
-def markdown(columns: dict[str, dict[str, dict[str, float | int]]]) -> str:
+def markdown(columns: dict[str, Table]) -> str:
     """One row per label, one column per result set, each cell "rate (n)"; the target alongside."""
     names = list(columns)
     lines = ["| label | measured as | target | " + " | ".join(names) + " |",
@@ -155,33 +162,38 @@ def markdown(columns: dict[str, dict[str, dict[str, float | int]]]) -> str:
     return "\n".join(lines)
 
 
-def evaluate(split: Split, k: int = 5, path: Path = CASES) -> dict[str, object]:
-    """Rates with the shipped constants on `split`, plus the cross-validated estimate on dev."""
+def evaluate(split: Split, k: int = 5, path: Path = CASES) -> tuple[dict[str, object], dict[str, Table]]:
+    """The JSON report and the markdown columns: rates with the shipped constants on `split`, plus the
+    cross-validated estimate (and the constants chosen on all of dev) when `split` is dev."""
     cases = load_cases(path, split)
     shipped = Constants()
+    measured = rates(cases, shipped)
+    columns = {f"{split}, shipped constants": measured}
     report: dict[str, object] = {"split": split, "cases": len(cases), "targets": TARGETS,
-                                 "shipped": {"constants": asdict(shipped), "rates": rates(cases, shipped)}}
+                                 "shipped": {"constants": asdict(shipped), "rates": measured}}
     if split == "dev" and k > 1:
-        report["cross_validated"] = cross_validate(cases, k)
+        table, chosen = cross_validate(cases, k)
+        columns[f"dev, {k}-fold CV"] = table
+        report["cross_validated"] = {"folds": k, "chosen": [asdict(c) for c in chosen], "rates": table}
         report["selected_on_all_dev"] = asdict(select(cases))
-    return report
+    return report, columns
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--split", choices=("dev", "test", "all"), default="dev")
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds on dev (0 = none)")
     parser.add_argument("--cases", type=Path, default=CASES)
-    parser.add_argument("--out", type=Path, default=None, help="JSON path (default eval/results/grounding-<split>.json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON path (default eval/results/grounding-<split>.json)")
     args = parser.parse_args(argv)
-    report = evaluate(args.split, args.folds, args.cases)
-    columns = {f"{args.split}, shipped constants": report["shipped"]["rates"]}  # type: ignore[index]
-    if "cross_validated" in report:
-        columns[f"{args.split}, {args.folds}-fold CV"] = report["cross_validated"]["rates"]  # type: ignore[index]
-    print(markdown(columns))  # type: ignore[arg-type]
-    if "cross_validated" in report:
-        print(f"\nconstants chosen per fold: {report['cross_validated']['chosen']}")  # type: ignore[index]
-        print(f"chosen on all of dev: {report['selected_on_all_dev']}; shipped: {report['shipped']['constants']}")  # type: ignore[index]
+    report, columns = evaluate(args.split, args.folds, args.cases)
+    print(markdown(columns))
+    cv = report.get("cross_validated")
+    if isinstance(cv, dict):
+        print(f"\nconstants chosen per fold: {cv['chosen']}")
+        print(f"chosen on all of dev: {report['selected_on_all_dev']}")
+    print(f"shipped: {asdict(Constants())}")
     out = args.out or RESULTS / f"grounding-{args.split}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", "utf-8")

@@ -14,6 +14,7 @@ import statistics
 import time
 from pathlib import Path
 
+from ..answering.compose import LOW_CONFIDENCE_INTRO, LOW_CONFIDENCE_REFERRAL
 from ..answering.grounding import (
     citation_scores,
     citation_texts,
@@ -139,7 +140,7 @@ def generative_metrics(answers: list[Answer]) -> dict[str, float]:
     support measure and numbers check that trims generated answers (grounding.py), averaged over
     answered questions; plus how often the model's own text was shown and how much of it was cut."""
     answered = [a for a in answers if not a.abstained]
-    scores = [citation_scores(a.answer, a.citations) for a in answered]
+    scores = [citation_scores(_claims(a.answer), a.citations) for a in answered]
     kept = sum(len(a.grounding.kept) for a in answered if a.grounding)
     removed = sum(len(a.grounding.removed) for a in answered if a.grounding)
     return {
@@ -148,6 +149,11 @@ def generative_metrics(answers: list[Answer]) -> dict[str, float]:
         "generated_share": sum(a.mode == "generative" for a in answered) / (len(answered) or 1),
         "removed_sentence_rate": removed / (kept + removed) if kept + removed else 0.0,
     }
+
+
+def _claims(text: str) -> str:
+    """The answer without our own framing lines (the low-confidence intro and referral), which cite nothing."""
+    return "\n".join(line for line in text.splitlines() if line not in (LOW_CONFIDENCE_INTRO, LOW_CONFIDENCE_REFERRAL))
 
 
 def run_eval(assistant: Assistant, split: Split = "test", methods: tuple[Method, ...] = METHODS,
@@ -164,7 +170,25 @@ def run_eval(assistant: Assistant, split: Split = "test", methods: tuple[Method,
             entry["methods"][method] = {k: round(v, 4) for k, v in (metrics | answer_side).items()}
             entry["records"][method] = records
         report["sets"][name] = entry
+    report["phrasing"] = phrasing_spread(report, split)
     return report
+
+
+def phrasing_spread(report: dict, split: Split) -> dict[str, dict[str, float]]:
+    """The same questions in three phrasings (the written original, terse keywords, long-winded): how
+    far hybrid retrieval and citations move between them, from the records the run already has."""
+    if "rewrites" not in report["sets"] or "written" not in report["sets"]:
+        return {}
+    rewrites = {q.id: q for q in load_set("rewrites", split)}
+    originals = {q.source_id for q in rewrites.values()}
+    records = {r["id"]: r for name in ("written", "rewrites") for r in report["sets"][name]["records"]["hybrid"]}
+    by_style: dict[str, list[float]] = {}
+    for rid, record in records.items():
+        style = rewrites[rid].style if rid in rewrites else ("original" if rid in originals else None)
+        if style and record["gold"]:
+            by_style.setdefault(style, []).append(float(bool(set(record["cited"]) & set(record["gold"]))))
+    return {style: {"questions": len(v), "cites_right_clause": round(statistics.fmean(v), 4)}
+            for style, v in sorted(by_style.items())}
 
 
 def markdown_table(report: dict) -> str:
@@ -176,6 +200,11 @@ def markdown_table(report: dict) -> str:
                   "| metric | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
         for metric in metric_names:
             lines.append(f"| {metric} | " + " | ".join(f"{entry['methods'][m][metric]:.3f}" for m in methods) + " |")
+        lines.append("")
+    if report.get("phrasing"):
+        lines += ["Phrasing spread (the same questions, hybrid): answer cites a right clause", "",
+                  "| phrasing | questions | cites right clause |", "|---|---|---|"]
+        lines += [f"| {style} | {v['questions']} | {v['cites_right_clause']:.3f} |" for style, v in report["phrasing"].items()]
         lines.append("")
     return "\n".join(lines)
 

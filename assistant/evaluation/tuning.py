@@ -20,6 +20,7 @@ import itertools
 import statistics
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -30,8 +31,9 @@ from ..answering.scope_rules import declining_rule
 from ..answering.tuning import FusionParams, Tuning
 from ..schema import Confidence
 from ..text import content_words
-from .sets import EVAL_DIR, EvalQuestion, dev_questions
+from .sets import EVAL_DIR, SETS, EvalQuestion, dev_questions
 
+TUNING_VERSION = 1  # bump when what is tuned or how changes: a build then refits instead of reusing
 SET_WEIGHTS = {"real": 0.5, "written": 0.25, "rewrites": 0.25}
 FOLDS = 5
 FUSION_GRID = {"rrf_c": (2, 5, 10, 30, 60), "dense_weight": (0.5, 0.75, 1.0, 1.5, 2.0), "heading_weight": (0.0, 0.25, 0.5, 1.0)}
@@ -78,6 +80,41 @@ def cross_validate(table: dict[Hashable, dict[str, float]], questions: Sequence[
         held_out.append(weighted_mean(table[best], test))
     best = max(table, key=lambda option: weighted_mean(table[option], questions))
     return Selection(best, statistics.fmean(held_out))
+
+
+def fingerprint(manifest, eval_dir=EVAL_DIR) -> str:  # noqa: ANN001 - an IndexManifest
+    """What the tuned constants depend on: the corpus, the embedding model, the dev questions, this code."""
+    digest = hashlib.sha256(f"{TUNING_VERSION}|{manifest.corpus_hash}|{manifest.embedding_model}".encode())
+    for name in sorted(SETS.values()):
+        path = eval_dir / name
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return digest.hexdigest()[:16]
+
+
+def build_tuned_index(settings, embeddings, progress: bool = True,  # noqa: ANN001
+                      report: Callable[[str], None] = lambda _: None):  # noqa: ANN201 - an IndexManifest
+    """`build_index` plus the tuned constants, fitted on the new index before it is swapped in.
+
+    When nothing they depend on changed (see `fingerprint`), the previous index's tuning.json is kept:
+    refitting takes ~30 s, a rebuild of an unchanged corpus a few.
+    """
+    from ..knowledge.store import build_index, load_index
+    from ..service import Assistant
+
+    previous = Tuning.load_if_present(settings.index_dir)
+
+    def fit(staging: Path) -> None:
+        staged = settings.model_copy(update={"index_dir": staging})
+        index = load_index(staged)
+        mark = fingerprint(index.manifest)
+        if previous is not None and previous.report.get("fingerprint") == mark:
+            previous.save(staging)
+            report("调参：语料、模型和评测集均未变化，沿用上次交叉验证的参数")
+            return
+        tuning = tune(Assistant(staged, index, embeddings, tuning=Tuning()), progress=report)
+        tuning.model_copy(update={"report": {**tuning.report, "fingerprint": mark}}).save(staging)
+
+    return build_index(settings, embeddings, progress, finalize=fit)
 
 
 def tune(assistant, eval_dir=EVAL_DIR, progress: Callable[[str], None] = lambda _: None) -> Tuning:  # noqa: ANN001

@@ -48,52 +48,60 @@ def load_assistant():  # noqa: ANN201 - keeps the heavy import out of `--help`
 @app.command()
 def build(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
-    tune: Annotated[bool, typer.Option(help="fit the tuned constants on the dev questions (eval/)")] = True,
 ) -> None:
     """Parse the corpus, (re)build index/ atomically and fit its tuned constants by cross-validation.
 
-    Unchanged clauses are not re-embedded. The constants (fusion weights, span weights, the scope model)
-    depend on the embedding model, so they are fitted on every build and stored in index/tuning.json.
+    Unchanged clauses are not re-embedded. The constants (fusion and ranker, span weights, the scope
+    model) depend on the embedding model, so they are fitted on the dev questions before the new index
+    is swapped in, and stored in index/tuning.json; unchanged inputs reuse the previous fit.
     """
+    from ..evaluation.tuning import build_tuned_index
     from ..knowledge.embeddings import load_embeddings
-    from ..knowledge.store import build_index
 
     settings = get_settings()
     embeddings = load_embeddings(settings.embedding_model, settings.embedding_batch_size)
-
-    def fit_constants(staging: Path) -> None:
-        tuning = fit_tuning(settings.model_copy(update={"index_dir": staging}), embeddings, progress)
-        tuning.save(staging)
-        fusion, spans, scope = tuning.report["fusion"], tuning.report["spans"], tuning.report["scope"]
-        typer.echo(
-            f"交叉验证（dev，{tuning.report['dev_questions']} 题）：MRR@10 {fusion['cv_mrr@10']:.3f}，"
-            f"recall@5 {fusion['cv_recall@5']:.3f}，关键事实 {spans['cv_key_fact_recall']:.3f}，"
-            f"低置信比例 {scope['cv_low_confidence_rate']:.3f}，拒答召回 {scope['cv_abstention_recall']:.3f}"
-        )
-
+    say = (lambda step: typer.echo(f"  {step}…" if not step.startswith("调参") else step, err=True)) if progress \
+        else (lambda _: None)
     try:
-        manifest = build_index(settings, embeddings, progress, finalize=fit_constants if tune else None)
+        manifest = build_tuned_index(settings, embeddings, progress, report=say)
     except PolicyQAError as exc:
         fail(f"{exc}\n索引未更新，原有索引仍可使用。")
     except KeyboardInterrupt:
         fail("构建已中断，原有索引仍可使用。", code=130)
     typer.echo(
         f"索引已写入 {settings.index_dir}：{manifest.documents} 个文件，{manifest.clauses} 条条文，"
-        f"{manifest.units} 个检索单元（新嵌入 {manifest.embedded_units}，复用 {manifest.reused_units}），"
-        f"用时 {manifest.build_seconds} 秒。"
+        f"{manifest.units} 个检索单元、{manifest.spans} 个可引用句（新嵌入 {manifest.embedded_units}，"
+        f"复用 {manifest.reused_units}），用时 {manifest.build_seconds} 秒。"
+    )
+    _print_cross_validation(settings.index_dir)
+
+
+def _print_cross_validation(index_dir: Path) -> None:
+    from ..answering.tuning import Tuning
+
+    tuning = Tuning.load_if_present(index_dir)
+    if tuning is None or "ranker" not in tuning.report:
+        return
+    ranking = tuning.report["ranker"] if tuning.report["ranker"]["kept"] else tuning.report["fusion"]
+    spans, scope = tuning.report["spans"], tuning.report["scope"]
+    typer.echo(
+        f"交叉验证（dev {tuning.report['dev_questions']} 题）：MRR@10 {ranking['cv_mrr@10']:.3f}，"
+        f"recall@5 {ranking['cv_recall@5']:.3f}，关键事实 {spans['cv_key_fact_recall']:.3f}，"
+        f"低置信比例 {scope['cv_low_confidence_rate']:.3f}，拒答召回 {scope['cv_abstention_recall']:.3f}"
     )
 
 
 def fit_tuning(settings, embeddings, progress: bool):  # noqa: ANN001, ANN201 - heavy imports stay lazy
     """Load the index in `settings.index_dir` with default constants and cross-validate new ones."""
     from ..answering.tuning import Tuning
-    from ..evaluation.tuning import tune
+    from ..evaluation.tuning import fingerprint, tune
     from ..knowledge.store import load_index
     from ..service import Assistant
 
-    assistant = Assistant(settings, load_index(settings), embeddings, tuning=Tuning())
+    index = load_index(settings)
     report = (lambda step: typer.echo(f"  调参：{step}…", err=True)) if progress else (lambda _: None)
-    return tune(assistant, progress=report)
+    tuning = tune(Assistant(settings, index, embeddings, tuning=Tuning()), progress=report)
+    return tuning.model_copy(update={"report": {**tuning.report, "fingerprint": fingerprint(index.manifest)}})
 
 
 @app.command("tune")
