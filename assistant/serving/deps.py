@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 
 from ..config import Settings
 from ..errors import IndexError_, PolicyQAError, QuestionError
+from ..knowledge.store import load_index
 from ..question import clean_text, validate_question
 from ..service import Assistant
 from .api_errors import question_error
@@ -27,30 +28,49 @@ logger = logging.getLogger(__name__)
 MAX_HISTORY_TURNS = 20
 MAX_TURN_CHARS = 4000
 RELOAD_RETRY_S = 5.0
+RELOAD_CHECK_S = 1.0  # how often a request looks for a rebuilt index (one stat call)
 
 
 class AssistantHolder:
-    """Holds the one `Assistant` of the process; remembers why loading failed and retries lazily."""
+    """Holds the one `Assistant` of the process: loads it lazily (a failure is kept as the 503's reason
+    and retried every few seconds) and swaps in a rebuilt index without a restart.
+
+    A build replaces the index directory atomically, so a new manifest file means a complete new index.
+    Requests keep the Assistant they started with; the new one is loaded in a background thread (reusing
+    the loaded embedding model) and replaces the reference only once it works, so no request fails
+    during the swap, and a broken new index leaves the old one serving.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._assistant: Assistant | None = None
         self._error: PolicyQAError | None = None
         self._tried_at = 0.0
+        self._checked_at = 0.0
+        self._stamp: tuple[int, int] | None = None
+        self._reloading = False
         self._lock = threading.Lock()
 
     @property
     def error(self) -> PolicyQAError | None:
         return self._error
 
+    def _manifest_stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = (self.settings.index_dir / "manifest.json").stat()
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns
+
     def load(self) -> Assistant | None:
         """Load the index now; on failure keep the error (it becomes a 503) and return None."""
         with self._lock:
             if self._assistant is None:
                 self._tried_at = time.monotonic()
+                stamp = self._manifest_stamp()
                 try:
                     self._assistant = Assistant.load(self.settings)
-                    self._error = None
+                    self._stamp, self._error = stamp, None
                 except IndexError_ as exc:
                     self._error = exc
                 except PolicyQAError as exc:  # e.g. the corpus directory is gone: still a 503, not a crash
@@ -62,13 +82,42 @@ class AssistantHolder:
 
     def get(self) -> Assistant:
         """The loaded assistant, or IndexError_ (→ 503); retries at most every few seconds."""
-        if self._assistant is not None:
-            return self._assistant
+        assistant = self._assistant
+        if assistant is not None:
+            self._maybe_reload(assistant)
+            return assistant
         if self._error is None or time.monotonic() - self._tried_at >= RELOAD_RETRY_S:
             self.load()
         if self._assistant is None:
             raise self._error or IndexError_("index not loaded: run policy-qa build")
         return self._assistant
+
+    def _maybe_reload(self, current: Assistant) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < RELOAD_CHECK_S or self._reloading:
+            return
+        self._checked_at = now
+        stamp = self._manifest_stamp()
+        if stamp is None or stamp == self._stamp:
+            return
+        with self._lock:
+            if self._reloading:
+                return
+            self._reloading = True
+        threading.Thread(target=self._reload, args=(current, stamp), name="index-reload", daemon=True).start()
+
+    def _reload(self, current: Assistant, stamp: tuple[int, int]) -> None:
+        try:
+            index = load_index(self.settings)
+            fresh = Assistant(self.settings, index, current.embeddings)
+            fresh.searcher.retrieve("预热", k=1)
+            self._assistant, self._stamp = fresh, stamp
+            logger.info("index reloaded: %s clauses, built at %s", index.manifest.clauses, index.manifest.built_at)
+        except Exception:  # noqa: BLE001 - a broken new index must not take the old one down
+            logger.exception("the rebuilt index could not be loaded; the previous one keeps serving")
+            self._stamp = stamp  # do not retry the same broken files on every request
+        finally:
+            self._reloading = False
 
 
 def get_holder(request: Request) -> AssistantHolder:
