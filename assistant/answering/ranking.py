@@ -11,7 +11,10 @@ particular law or wording:
 - coverage: the idf-weighted share of the question's words found in the clause, and in its headings;
 - named: the question names the clause's document;
 - in_force: the clause's document is in force (not superseded or a draft);
-- length: log of the clause length (long articles match more words by chance).
+- length: log of the clause length (long articles match more words by chance);
+- span_dense: the best cosine of any one of the clause's sentences, relative to the pool's best (a
+  short article is one retrieval unit, but the sentence that answers may be one of several);
+- span_coverage: the best idf-weighted coverage of the question's words by any one sentence.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 FEATURES = (
     "fused", "bm25_rel", "bm25_rr", "dense_rel", "dense_rr", "heading_rel", "heading_rr",
-    "coverage", "heading_coverage", "named", "in_force", "length",
+    "coverage", "heading_coverage", "named", "in_force", "length", "span_dense", "span_coverage",
 )
 
 
@@ -56,7 +59,8 @@ def relative(scores: np.ndarray) -> np.ndarray:
 
 def candidate_features(candidates: np.ndarray, fused: np.ndarray, bm25: np.ndarray, dense: np.ndarray,
                        heading: np.ndarray, coverage: list[float], heading_coverage: list[float],
-                       named: np.ndarray, in_force: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+                       named: np.ndarray, in_force: np.ndarray, lengths: np.ndarray,
+                       span_best: list[float], span_coverage: list[float]) -> np.ndarray:
     """One row of FEATURES per candidate clause (indices into the clause arrays)."""
     columns = [
         fused[candidates] / (fused.max(initial=0.0) or 1.0),
@@ -66,6 +70,8 @@ def candidate_features(candidates: np.ndarray, fused: np.ndarray, bm25: np.ndarr
         np.asarray(coverage), np.asarray(heading_coverage),
         named[candidates].astype(float), in_force[candidates].astype(float),
         np.log1p(lengths[candidates]) / math.log(1000.0),
+        (np.asarray(span_best) - max(span_best, default=0.0)) * 10.0,
+        np.asarray(span_coverage),
     ]
     return np.stack(columns, axis=1)
 

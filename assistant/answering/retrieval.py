@@ -94,6 +94,10 @@ class ClauseSearcher:
                              show_progress=False)
         # Unit vectors and texts per clause, for the composer's span scores (3 MB for 2k units).
         self._unit_vectors = index.dense.reconstruct_n(0, index.dense.ntotal)
+        # Rows of each clause's quotable spans in the span vectors (the ranker reads their best cosine).
+        self._span_texts = [quotable_spans(c) for c in index.clauses]
+        self._span_rows = [np.array([index.span_row[k] for k in map(text_key, spans) if k in index.span_row],
+                                    dtype=np.int64) for spans in self._span_texts]
         self._unit_rows: list[list[int]] = [[] for _ in index.clauses]
         for row, clause_index in enumerate(index.unit_clause):
             self._unit_rows[int(clause_index)].append(row)
@@ -195,8 +199,11 @@ class ClauseSearcher:
         coverage = [sum(w for word, w in words.items() if word in text) / total for text in texts]
         heading_coverage = [sum(w for word, w in words.items() if word in text) / total for text in headings]
         named = np.isin(self._clause_doc, raw.named) if raw.named else np.zeros(self._n_clauses, dtype=bool)
+        span_best = self._best_span_similarity(pool, raw.query_vector.reshape(-1))
+        span_coverage = [max((sum(w for word, w in words.items() if word in span) / total
+                              for span in self._span_texts[int(i)]), default=0.0) for i in pool]
         return candidate_features(pool, fused, raw.bm25, raw.dense, raw.heading, coverage, heading_coverage,
-                                  named, self._in_force, self._lengths)
+                                  named, self._in_force, self._lengths, span_best, span_coverage)
 
     def unit_similarities(self, clause_index: int, query_vector: np.ndarray) -> tuple[tuple[str, ...], tuple[float, ...]]:
         """A clause's unit texts (without context) and each unit's cosine to the query."""
@@ -205,6 +212,18 @@ class ClauseSearcher:
         rows = self._unit_rows[clause_index]
         scores = self._unit_vectors[rows] @ query_vector.reshape(-1)
         return pieces, tuple(float(s) for s in scores[: len(pieces)])
+
+    def _best_span_similarity(self, pool: np.ndarray, query: np.ndarray) -> list[float]:
+        """Per pool clause, the best cosine of one of its sentences: one small gathered product (a
+        product over all spans would wake BLAS threads that then contend with the query encoder)."""
+        rows = [self._span_rows[int(i)] for i in pool]
+        sizes = np.array([len(r) for r in rows])
+        if not sizes.sum():
+            return [0.0] * len(pool)
+        sims = self.index.span_vectors[np.concatenate(rows)] @ query
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        best = np.maximum.reduceat(sims, np.minimum(starts, len(sims) - 1))
+        return np.where(sizes > 0, best, 0.0).tolist()
 
     def span_similarities(self, clause_index: int, query_vector: np.ndarray) -> tuple[float, ...]:
         """Each quotable span's cosine to the query, in order (0 for a span the index holds no vector of)."""
