@@ -376,3 +376,18 @@ def _raw_get(sock: socket.socket, path: str) -> bytes:
             break
         body += chunk
     return head + b"\r\n\r\n" + body
+
+
+def test_gradio_uploads_are_refused(http: httpx.Client) -> None:
+    """The page has no upload control; Gradio's upload route once took 10 MB from anyone and kept it."""
+    response = http.post("/gradio_api/upload", files={"files": ("big.txt", b"x" * 100_000, "text/plain")})
+    assert response.status_code in (400, 413), response.text[:200]
+    assert "/tmp" not in response.text and "big.txt" not in response.text
+
+
+def test_the_chat_page_answers_several_users_at_once() -> None:
+    from assistant.serving.webui import UI_CONCURRENCY, build_server
+
+    server = build_server()
+    assert UI_CONCURRENCY > 1
+    assert server.demo._queue.default_concurrency_limit == UI_CONCURRENCY  # noqa: SLF001 - Gradio has no getter

@@ -371,6 +371,13 @@ def _rated_turn(messages: list[dict], index: Any, recent: RecentAnswers) -> Answ
 # ---- the one-port server ---------------------------------------------------------------------
 
 
+UI_CONCURRENCY = 8      # events answered at once (the API benchmark's 8 clients; embeddings share 2 cores)
+UI_QUEUE_SIZE = 256     # events waiting beyond that; more are refused with "queue full" rather than piling up
+# The page has no upload control, so Gradio's upload route has nothing to receive: anything larger than
+# a tiny form part is refused (it once accepted 10 MB from anyone and kept it).
+UI_MAX_UPLOAD = "1kb"
+
+
 @dataclass
 class Server:
     app: FastAPI
@@ -384,8 +391,11 @@ def build_server(settings: Settings | None = None) -> Server:
     holder = AssistantHolder(settings)
     app = create_app(settings, holder=holder)
     demo = build_demo(holder, app.state.feedback)
+    # Gradio answers one event at a time by default: one slow generative answer would hold up every
+    # user. The API serves requests in parallel; the page does the same, up to UI_CONCURRENCY at once.
+    demo.queue(default_concurrency_limit=UI_CONCURRENCY, max_size=UI_QUEUE_SIZE)
     app = gr.mount_gradio_app(app, demo, path="/", theme=THEME, css=CSS, footer_links=[],
-                              show_error=True, ssr_mode=False)
+                              show_error=True, ssr_mode=False, max_file_size=UI_MAX_UPLOAD)
     return Server(app=app, demo=demo, holder=holder)
 
 
