@@ -391,3 +391,19 @@ def test_the_chat_page_answers_several_users_at_once() -> None:
     server = build_server()
     assert UI_CONCURRENCY > 1
     assert server.demo._queue.default_concurrency_limit == UI_CONCURRENCY  # noqa: SLF001 - Gradio has no getter
+
+
+def test_every_request_has_an_id_and_one_json_log_line(http: httpx.Client, server: LiveServer) -> None:
+    given = http.post("/api/ask", json={"question": QUESTION}, headers={"X-Request-ID": "hotline-42.a"})
+    assert given.headers["x-request-id"] == "hotline-42.a"
+    made = http.get("/healthz", headers={"X-Request-ID": "not an id; DROP"})
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
+    records = {}
+    for line in server.output().splitlines():
+        if line.startswith("{") and '"request_id"' in line:
+            record = json.loads(line)
+            records[record["request_id"]] = record
+    asked = records["hotline-42.a"]
+    assert asked["route"] == "/api/ask" and asked["status"] == 200 and asked["method"] == "POST"
+    assert asked["confidence"] == "high" and asked["abstained"] is False and asked["latency_ms"] >= 0
+    assert records[made.headers["x-request-id"]]["status"] == 200

@@ -26,6 +26,7 @@ from ..config import Settings, get_settings
 from ..errors import PolicyQAError
 from ..schema import Answer, Citation, DocumentInfo, SearchHit, Turn
 from ..service import Assistant
+from .access_log import RequestLogMiddleware
 from .api_errors import (
     BodyLimitMiddleware,
     ErrorBody,
@@ -138,8 +139,10 @@ router = APIRouter(prefix="/api", tags=["问答"], responses=ERROR_RESPONSES)
 
 
 @router.post("/ask", response_model=Answer, summary="提问：返回带引用的答案")
-def ask(call: Annotated[AskCall, Depends(parse_ask)]) -> Answer:
-    return call.assistant.ask(**call.kwargs())
+def ask(call: Annotated[AskCall, Depends(parse_ask)], request: Request) -> Answer:
+    answer = call.assistant.ask(**call.kwargs())
+    log_answer(request, answer)
+    return answer
 
 
 @router.post(
@@ -156,6 +159,13 @@ def ask_stream(call: Annotated[AskCall, Depends(parse_ask)]) -> Iterator[ServerS
     except Exception:  # an error event, never a dropped connection
         logger.exception("stream failed")
         yield _error_event("服务器内部错误，请稍后重试", "InternalError")
+
+
+def log_answer(request: Request, answer: Answer) -> None:
+    """Add the answer's outcome to the request's log line (access_log.py)."""
+    log = getattr(request.state, "log", None)
+    if isinstance(log, dict):
+        log.update(confidence=answer.confidence.value, abstained=answer.abstained, mode=answer.mode.value)
 
 
 def _error_event(message: str, kind: str) -> ServerSentEvent:
@@ -245,6 +255,7 @@ def create_app(settings: Settings | None = None, holder: AssistantHolder | None 
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, prefixes=("/api/", "/v1/"))
     install_error_handlers(app, max_body_bytes=MAX_BODY_BYTES)
+    app.add_middleware(RequestLogMiddleware)  # outermost: it times and logs whatever happens inside
     app.include_router(router)
     app.include_router(health_router)
 

@@ -414,10 +414,15 @@ def run_server(server: Server, host: str = "127.0.0.1", port: int = 7860) -> Non
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
     logging.getLogger("assistant").addHandler(handler)
     logging.getLogger("assistant").setLevel(logging.INFO)
+    access = logging.getLogger("assistant.access")  # one JSON object per line, nothing around it
+    access.propagate = False
+    plain = logging.StreamHandler()
+    plain.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(plain)
     print(f"{TITLE} 正在启动（首次加载索引需几秒钟）：", flush=True)
     for name, url in urls(host, port).items():
         print(f"  {name}：{url}", flush=True)
-    uvicorn.run(server.app, host=host, port=port, log_level="info")
+    uvicorn.run(server.app, host=host, port=port, log_level="info", access_log=False)
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, settings: Settings | None = None) -> None:
