@@ -407,3 +407,21 @@ def test_every_request_has_an_id_and_one_json_log_line(http: httpx.Client, serve
     assert asked["route"] == "/api/ask" and asked["status"] == 200 and asked["method"] == "POST"
     assert asked["confidence"] == "high" and asked["abstained"] is False and asked["latency_ms"] >= 0
     assert records[made.headers["x-request-id"]]["status"] == 200
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [("GET", "/api/ask", "POST"), ("POST", "/healthz", "GET"),
+                                                       ("PUT", "/v1/chat/completions", "POST"),
+                                                       ("DELETE", "/api/documents", "GET")])
+def test_a_wrong_method_is_a_405_that_names_the_right_one(http: httpx.Client, method: str, path: str,
+                                                          allow: str) -> None:
+    response = http.request(method, path)
+    assert response.status_code == 405 and response.headers["allow"] == allow
+    body = response.json()
+    message = body["error"]["message"] if path.startswith("/v1/") else body["detail"]
+    assert "不支持该请求方法" in message and allow in message
+
+
+def test_an_unknown_api_path_is_a_chinese_404(http: httpx.Client) -> None:
+    response = http.get("/api/no-such-endpoint")
+    assert response.status_code == 404 and "未找到该接口" in response.json()["detail"]
+    assert http.get("/").status_code == 200  # the page itself is still served

@@ -30,6 +30,7 @@ from .access_log import RequestLogMiddleware
 from .api_errors import (
     BodyLimitMiddleware,
     ErrorBody,
+    MethodNotAllowedMiddleware,
     install_error_handlers,
     question_error,
 )
@@ -255,6 +256,7 @@ def create_app(settings: Settings | None = None, holder: AssistantHolder | None 
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, prefixes=("/api/", "/v1/"))
     install_error_handlers(app, max_body_bytes=MAX_BODY_BYTES)
+    app.add_middleware(MethodNotAllowedMiddleware, routes=lambda: app.routes, prefixes=("/api/", "/v1/", "/healthz"))
     app.add_middleware(RequestLogMiddleware)  # outermost: it times and logs whatever happens inside
     app.include_router(router)
     app.include_router(health_router)

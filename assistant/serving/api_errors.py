@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import (
@@ -182,6 +183,40 @@ def install_error_handlers(app: FastAPI, *, max_body_bytes: int) -> None:
 
     # Unexpected exceptions are answered by InternalErrorMiddleware (see there why not a handler here).
     app.add_middleware(InternalErrorMiddleware)
+
+
+class MethodNotAllowedMiddleware:
+    """A 405 with the Allow header for a known API path asked with the wrong method, a 404 for an
+    unknown one.
+
+    Starlette would answer 405 itself, but the web UI is mounted at "/" and takes every request no
+    API route fully matches, so a GET on /api/ask reached Gradio and came back as an English 404.
+    """
+
+    def __init__(self, app: ASGIApp, routes: Callable[[], Sequence[Any]], prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.routes = routes
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (scope["type"] == "http" and scope["method"] != "OPTIONS"  # CORS preflights are CORSMiddleware's
+                and path.startswith(self.prefixes) and not self._matches(scope, scope["method"])):
+            allowed = [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if self._matches(scope, m)]
+            if allowed:
+                allow = ", ".join(allowed)
+                response = error_response(Request(scope), 405, f"不支持该请求方法：{path} 只接受 {allow}")
+                response.headers["Allow"] = allow
+            else:  # no API route has this path: say so here, not in the UI's English 404
+                response = error_response(Request(scope), 404, f"未找到该接口：{path}（接口列表见 /docs）")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _matches(self, scope: Scope, method: str) -> bool:
+        """Whether an API route (not the UI mount) fully matches the path with this method."""
+        probe = {**scope, "method": method}
+        return any(route.matches(probe)[0] is Match.FULL for route in self.routes() if not isinstance(route, Mount))
 
 
 class InternalErrorMiddleware:
