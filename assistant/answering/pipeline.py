@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ..config import Settings
 from ..knowledge.store import ClauseIndex
 from ..schema import Answer, Citation, Confidence, DocumentMeta, Turn
-from ..text import content_words, expand_colloquial
+from ..text import content_words
 from .compose import (
     ABSTAIN_REPLY,
     ASKS_FOR_NUMBER,
@@ -154,7 +154,7 @@ class AnswerPipeline:
 
     def question_terms(self, query: str) -> dict[str, float]:
         """The query's content words (colloquial words with their formal terms) and their idf weights."""
-        return {w: self.word_stats.idf(w) for w in content_words(expand_colloquial(query))}
+        return self.searcher.query_terms(query)
 
     # --- pieces ------------------------------------------------------------------------------
 

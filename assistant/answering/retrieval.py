@@ -192,7 +192,7 @@ class ClauseSearcher:
 
     def features(self, query: str, raw: RawScores, fused: np.ndarray, pool: np.ndarray) -> np.ndarray:
         """The ranker's features (ranking.FEATURES) for the clauses in `pool`."""
-        words = {w: self.word_stats.idf(w) for w in content_words(expand_colloquial(query))}
+        words = self.query_terms(query)
         total = sum(words.values()) or 1.0
         texts = [self.index.clauses[int(i)].text for i in pool]
         headings = [self._heading_texts[int(i)] for i in pool]
@@ -226,11 +226,15 @@ class ClauseSearcher:
         return np.where(sizes > 0, best, 0.0).tolist()
 
     def span_similarities(self, clause_index: int, query_vector: np.ndarray) -> tuple[float, ...]:
-        """Each quotable span's cosine to the query, in order (0 for a span the index holds no vector of)."""
-        rows = [self.index.span_row.get(text_key(t), -1) for t in quotable_spans(self.index.clauses[clause_index])]
-        if not rows or min(rows) < 0:
+        """Each quotable span's cosine to the query, in order; () when the index lacks a vector for one."""
+        rows = self._span_rows[clause_index]
+        if not len(rows) or len(rows) < len(self._span_texts[clause_index]):
             return ()
         return tuple(float(v) for v in self.index.span_vectors[rows] @ query_vector.reshape(-1))
+
+    def query_terms(self, query: str) -> dict[str, float]:
+        """The query's content words (colloquial words with their formal terms) and their idf weights."""
+        return {w: self.word_stats.idf(w) for w in content_words(expand_colloquial(query))}
 
     def clear_query_cache(self) -> None:
         """Forget cached query vectors (the eval does, so that its latencies are first-time ones)."""

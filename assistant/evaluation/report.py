@@ -209,6 +209,13 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _worse(metric: str, value: float, reference: float, tolerance: float = 0.0) -> bool:
+    """Whether `value` is worse than `reference` by more than `tolerance`, in the metric's direction."""
+    if metric in LOWER_IS_BETTER:
+        return value > reference + tolerance
+    return value < reference - tolerance
+
+
 def gate(report: dict, floors: dict[str, dict[str, float]]) -> list[str]:
     """Failures of each set's hybrid metrics against its floors (the contract); regressions against the
     baseline are only warnings (see `regressions`)."""
@@ -219,8 +226,7 @@ def gate(report: dict, floors: dict[str, dict[str, float]]) -> list[str]:
         hybrid = report["sets"][name]["methods"]["hybrid"]
         for metric, floor in set_floors.items():
             value = hybrid[metric]
-            bad = value > floor if metric in LOWER_IS_BETTER else value < floor
-            if bad:
+            if _worse(metric, value, floor):
                 failures.append(f"{name} {metric} = {value:.3f}, floor {floor:.3f}")
     return failures
 
@@ -235,8 +241,7 @@ def regressions(report: dict, baseline: dict[str, dict[str, float]], tolerance: 
             if metric.startswith("latency") or metric not in hybrid:
                 continue
             now = hybrid[metric]
-            worse = now > before + tolerance if metric in LOWER_IS_BETTER else now < before - tolerance
-            if worse:
+            if _worse(metric, now, before, tolerance):
                 found.append(f"{name} {metric}: {before:.3f} → {now:.3f}")
     return found
 

@@ -27,10 +27,8 @@ import numpy as np
 from ..answering.compose import ASKS_FOR_NUMBER, SpanWeights, select_spans
 from ..answering.ranking import FEATURES, LinearRanker, fit_ranker
 from ..answering.scope import ScopeModel, fit_logistic
-from ..answering.scope_rules import declining_rule
 from ..answering.tuning import FusionParams, Tuning
 from ..schema import Confidence
-from ..text import content_words
 from .sets import EVAL_DIR, SETS, EvalQuestion, dev_questions
 
 TUNING_VERSION = 1  # bump when what is tuned or how changes: a build then refits instead of reusing
@@ -72,14 +70,15 @@ class Selection:
 def cross_validate(table: dict[Hashable, dict[str, float]], questions: Sequence[EvalQuestion],
                    folds: int = FOLDS) -> Selection:
     """Pick the option with the best weighted mean; the estimate is the held-out mean of per-fold picks."""
-    held_out = []
-    for fold in range(folds):
-        train = [q for q in questions if fold_of(q, folds) != fold]
-        test = [q for q in questions if fold_of(q, folds) == fold]
-        best = max(table, key=lambda option: weighted_mean(table[option], train))
-        held_out.append(weighted_mean(table[best], test))
     best = max(table, key=lambda option: weighted_mean(table[option], questions))
-    return Selection(best, statistics.fmean(held_out))
+    return Selection(best, _held_out(table, table, questions, folds))
+
+
+def _fold_choice(chooser: dict[Hashable, dict[str, float]], questions: Sequence[EvalQuestion], fold: int,
+                 folds: int = FOLDS) -> Hashable:
+    """The option `chooser` ranks best on every fold but `fold`."""
+    train = [q for q in questions if fold_of(q, folds) != fold]
+    return max(chooser, key=lambda option: weighted_mean(chooser[option], train))
 
 
 def fingerprint(manifest, eval_dir=EVAL_DIR) -> str:  # noqa: ANN001 - an IndexManifest
@@ -159,16 +158,8 @@ def _tune_fusion(assistant, questions: list[EvalQuestion]) -> tuple[FusionParams
     for option in options:
         mrr[option], recall5[option] = {}, {}
         for q, exact, raw in prepared:
-            ids = [exact] if exact else []
-            fused = searcher.fuse(raw, "hybrid", option)
-            for i in fused.argsort(kind="stable")[::-1][:10]:
-                clause_id = assistant.index.clauses[int(i)].clause_id
-                if fused[i] > 0 and clause_id not in ids:
-                    ids.append(clause_id)
-            ranks = [ids.index(g) + 1 for g in q.gold if g in ids[:10]]
-            best = min(ranks) if ranks else None
-            mrr[option][q.id] = 1.0 / best if best else 0.0
-            recall5[option][q.id] = float(best is not None and best <= 5)
+            order = searcher.order(q.question, raw, searcher.fuse(raw, "hybrid", option), "hybrid", ranker=None)
+            mrr[option][q.id], recall5[option][q.id] = _rank_metrics(_ranked_ids(assistant, exact, order), q.gold)
     selection = cross_validate(mrr, questions)
     held_out_r5 = _held_out(recall5, mrr, questions)
     choice: FusionParams = selection.choice  # type: ignore[assignment]
@@ -178,14 +169,12 @@ def _tune_fusion(assistant, questions: list[EvalQuestion]) -> tuple[FusionParams
 
 
 def _held_out(metric: dict[Hashable, dict[str, float]], chooser: dict[Hashable, dict[str, float]],
-              questions: Sequence[EvalQuestion]) -> float:
+              questions: Sequence[EvalQuestion], folds: int = FOLDS) -> float:
     """Held-out weighted mean of `metric` when each fold's option is chosen by `chooser` on the others."""
     values = []
-    for fold in range(FOLDS):
-        train = [q for q in questions if fold_of(q) != fold]
-        test = [q for q in questions if fold_of(q) == fold]
-        best = max(chooser, key=lambda option: weighted_mean(chooser[option], train))
-        values.append(weighted_mean(metric[best], test))
+    for fold in range(folds):
+        best = _fold_choice(chooser, questions, fold, folds)
+        values.append(weighted_mean(metric[best], [q for q in questions if fold_of(q, folds) == fold]))
     return statistics.fmean(values)
 
 
@@ -194,8 +183,7 @@ def _held_out_by_set(metrics: dict[str, dict[Hashable, dict[str, float]]], choos
     """Per set, the pooled held-out value of each metric (every question scored by its fold's choice)."""
     per_question: dict[str, dict[str, float]] = {name: {} for name in metrics}
     for fold in range(FOLDS):
-        train = [q for q in questions if fold_of(q) != fold]
-        best = max(chooser, key=lambda option: weighted_mean(chooser[option], train))
+        best = _fold_choice(chooser, questions, fold)
         for q in questions:
             if fold_of(q) == fold:
                 for name, table in metrics.items():
@@ -212,7 +200,8 @@ def _held_out_by_set(metrics: dict[str, dict[Hashable, dict[str, float]]], choos
 # --- ranker --------------------------------------------------------------------------------------
 
 
-def _ranked_ids(assistant, q: EvalQuestion, exact: str | None, order) -> list[str]:  # noqa: ANN001
+def _ranked_ids(assistant, exact: str | None, order) -> list[str]:  # noqa: ANN001
+    """The top ten clause ids as retrieval returns them: an exact reference first, then `order`."""
     ids = [exact] if exact else []
     for i in order:
         clause_id = assistant.index.clauses[int(i)].clause_id
@@ -224,6 +213,7 @@ def _ranked_ids(assistant, q: EvalQuestion, exact: str | None, order) -> list[st
 
 
 def _rank_metrics(ids: list[str], gold: list[str]) -> tuple[float, float]:
+    """Reciprocal rank and recall@5 of the best-ranked gold clause."""
     ranks = [ids.index(g) + 1 for g in gold if g in ids[:10]]
     best = min(ranks) if ranks else None
     return (1.0 / best if best else 0.0), float(best is not None and best <= 5)
@@ -256,7 +246,7 @@ def _tune_ranker(assistant, questions: list[EvalQuestion], fusion_report: dict) 
         for q, exact, raw, fused, pool, features, _ in data:
             if fold_of(q) == fold:
                 order = pool[np.argsort(-model.scores(features), kind="stable")]
-                mrr[q.id], recall5[q.id] = _rank_metrics(_ranked_ids(assistant, q, exact, order), q.gold)
+                mrr[q.id], recall5[q.id] = _rank_metrics(_ranked_ids(assistant, exact, order), q.gold)
     cv_mrr, cv_r5 = weighted_mean(mrr, questions), weighted_mean(recall5, questions)
     by_set = {s: {"mrr@10": _round(_mean([mrr[q.id] for q in questions if set_of(q) == s])),
                   "recall@5": _round(_mean([recall5[q.id] for q in questions if set_of(q) == s]))}
@@ -306,23 +296,7 @@ def _tune_spans(assistant, questions: list[EvalQuestion]) -> tuple[SpanWeights, 
 # --- scope ---------------------------------------------------------------------------------------
 
 
-def _scope_rows(assistant, questions: list[EvalQuestion]) -> tuple[list[EvalQuestion], list[list[float]], list[int]]:  # noqa: ANN001
-    """Signals of the questions the model decides (rules, references and declines aside)."""
-    pipeline = assistant.pipeline
-    kept, rows, labels = [], [], []
-    for q in questions:
-        if declining_rule(q.question) or not content_words(q.question):
-            continue
-        retrieval = assistant.searcher.retrieve(q.question, k=assistant.settings.top_k)
-        if retrieval.reference is not None:
-            continue
-        hits, _ = pipeline.prefer_in_force(retrieval.hits)
-        if not hits or pipeline.word_stats.names_policy_term(q.question):
-            continue
-        kept.append(q)
-        rows.append(pipeline.signals(q.question, retrieval, hits).vector())
-        labels.append(int(q.answerable))
-    return kept, rows, labels
+MODEL_DECIDES = ("model", "no_scope_model")  # ScopeDecision reasons of questions the scope model decides
 
 
 def _threshold(model: ScopeModel, rows: list[list[float]], labels: list[int]) -> float:
@@ -345,7 +319,12 @@ def _threshold(model: ScopeModel, rows: list[list[float]], labels: list[int]) ->
 def _tune_scope(assistant, questions: list[EvalQuestion]) -> tuple[ScopeModel, dict]:  # noqa: ANN001
     from ..answering.scope import Signals
 
-    kept, rows, labels = _scope_rows(assistant, questions)
+    pipeline = assistant.pipeline
+    prepared = {q.id: pipeline.prepare(q.question) for q in questions}
+    # The questions the scope model decides; rules, references and declines decide the rest themselves.
+    kept = [q for q in questions if prepared[q.id].decision.reason in MODEL_DECIDES]
+    rows = [pipeline.signals(p.query, p.retrieval, p.hits).vector() for p in (prepared[q.id] for q in kept)]
+    labels = [int(q.answerable) for q in kept]
     low_answerable: dict[str, float] = {}
     not_high_unanswerable: dict[str, float] = {}
     for fold in range(FOLDS):
@@ -358,18 +337,12 @@ def _tune_scope(assistant, questions: list[EvalQuestion]) -> tuple[ScopeModel, d
                 (low_answerable if labels[i] else not_high_unanswerable)[q.id] = float(low)
     model = fit_logistic(rows, labels)
     model = model.model_copy(update={"threshold": _threshold(model, rows, labels)})
-    # Over all dev questions: rules and references decide the rest (declined or high).
     answerable = [q for q in questions if q.answerable]
     unanswerable = [q for q in questions if not q.answerable]
-    by_rule = {q.id: float(declining_rule(q.question) is not None or not content_words(q.question)) for q in unanswerable}
-    abstention = {q.id: max(not_high_unanswerable.get(q.id, 0.0), by_rule[q.id]) for q in unanswerable}
-    referenced = {q.id for q in unanswerable if q.id not in not_high_unanswerable and not by_rule[q.id]}
-    for q in unanswerable:  # a reference to a missing article or document is declined by the pipeline
-        if q.id in referenced:
-            abstention[q.id] = float(assistant.pipeline.prepare(q.question).decision.confidence is not Confidence.high)
+    abstention = {q.id: not_high_unanswerable.get(q.id, float(prepared[q.id].decision.confidence is not Confidence.high))
+                  for q in unanswerable}
     # Declines come from rules and references only (no tuned constant), so the dev rate is the estimate.
-    declined = {q.id: float(assistant.pipeline.prepare(q.question).decision.confidence is Confidence.declined)
-                for q in answerable}
+    declined = {q.id: float(prepared[q.id].decision.confidence is Confidence.declined) for q in answerable}
     return model, {
         "rows": len(rows), "answerable_rows": sum(labels), "max_low_rate": MAX_LOW_RATE,
         "dev_false_abstention": round(weighted_mean(declined, answerable), 4),
