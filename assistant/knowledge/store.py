@@ -19,6 +19,8 @@ previous index instead of being embedded again.
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import tempfile
 import time
@@ -134,7 +136,8 @@ def build_index(settings: Settings, embeddings: ArrayEmbeddings, progress: bool 
     )
     target = settings.index_dir
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    remove_stale_debris(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-{os.getpid()}-", dir=target.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the index is read by the serving user too
     try:
         _write_json(staging / "documents.json", [m.model_dump(mode="json") for m in metas])
@@ -197,6 +200,38 @@ def _previous_vectors(index_dir: Path, model_id: str) -> dict[str, np.ndarray]:
         return vectors
     except (OSError, ValueError, KeyError, RuntimeError, IndexError_):
         return {}  # no usable previous index: embed everything
+
+
+def remove_stale_debris(target: Path) -> list[Path]:
+    """Remove what killed builds left beside `target`: staging directories whose build process is gone,
+    and retired indexes a kill interrupted before their removal. Returns what was removed.
+
+    A staging directory carries its builder's pid (`.index.building-<pid>-<random>`), so a build
+    running concurrently keeps its own. Names without a pid come from older versions: stale.
+    """
+    removed = []
+    for path in target.parent.glob(f".{target.name}.*"):
+        match = re.fullmatch(rf"\.{re.escape(target.name)}\.(building|old)-(\d+)?.*", path.name)
+        if not match or not path.is_dir():
+            continue
+        kind, pid = match.group(1), match.group(2)
+        if kind == "building" and pid is not None and _process_alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
 
 
 def _swap_in(staging: Path, target: Path) -> None:

@@ -36,6 +36,17 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def stop_on_sigterm() -> None:
+    """Let SIGTERM (a service manager stopping us) unwind like Ctrl-C, so a build removes its staging
+    directory and shuts its embedding workers down instead of dying mid-write."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def load_assistant():  # noqa: ANN201 - keeps the heavy import out of `--help`
     from ..service import Assistant
 
@@ -62,6 +73,7 @@ def build(
     embeddings = load_embeddings(settings.embedding_model, settings.embedding_batch_size)
     say = (lambda step: typer.echo(f"  {step}…" if not step.startswith("调参") else step, err=True)) if progress \
         else (lambda _: None)
+    stop_on_sigterm()
     try:
         manifest = build_tuned_index(settings, embeddings, progress, report=say)
     except PolicyQAError as exc:
