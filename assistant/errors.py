@@ -2,6 +2,7 @@
 
     PolicyQAError
     ├── CorpusError          a corpus file is missing, malformed or empty
+    │   └── IngestError      an uploaded .docx/.pdf/.html/.txt cannot become a corpus document
     ├── IndexError_          the index is missing, stale or unreadable
     │   └── IndexStaleError  built from another corpus or embedding model
     ├── QuestionError        an empty, over-long or otherwise unusable question
@@ -19,6 +20,14 @@ class PolicyQAError(Exception):
 
 class CorpusError(PolicyQAError):
     """A corpus file cannot be read as a policy document."""
+
+
+class IngestError(CorpusError):
+    """A file offered to the knowledge base cannot be added; the message (Chinese) is for policy staff."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status the API answers with (413 for an oversized file)
 
 
 class IndexError_(PolicyQAError):  # noqa: N801 - avoid shadowing the builtin IndexError

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from enum import Enum
 from typing import Annotated
 
@@ -27,15 +29,22 @@ class Confidence(str, Enum):
 
 
 class DocStatus(str, Enum):
+    """What a corpus file says. `expired` is never written: a document whose 有效期 has ended reads as
+    expired from that day on (see `DocumentMeta.status_on`); `retired` marks files moved out of use."""
+
     in_force = "in_force"
     superseded = "superseded"
     draft = "draft"
+    expired = "expired"
+    retired = "retired"
 
 
 STATUS_LABELS_ZH = {
     DocStatus.in_force: "现行有效",
     DocStatus.superseded: "已被修订/取代",
     DocStatus.draft: "征求意见稿",
+    DocStatus.expired: "已过有效期",
+    DocStatus.retired: "已下架",
 }
 
 
@@ -56,11 +65,37 @@ class DocumentMeta(BaseModel):
     status: DocStatus
     status_note: str | None = None
     superseded_by: str | None = None
+    superseded_on: str | None = Field(None, description="the day the replacing version took effect")
+    valid_until: str | None = Field(None, description="last day of a stated 有效期 (YYYY-MM-DD)")
+    category: str | None = Field(None, description="法律, 法规, 规章, 规范性文件, 工作方案 …")
     source: str
 
     @property
     def status_zh(self) -> str:
         return STATUS_LABELS_ZH[self.status]
+
+    def status_on(self, day: date) -> DocStatus:
+        """The status on `day`: an in-force document past its 有效期 is expired."""
+        if self.status is DocStatus.in_force and self.valid_until and self.valid_until < day.isoformat():
+            return DocStatus.expired
+        return self.status
+
+    def effective_date(self) -> str | None:
+        """The ISO date `effective` starts with (the field is free text where the source says more)."""
+        match = re.match(r"\d{4}-\d{2}-\d{2}", self.effective or "")
+        return match.group(0) if match else None
+
+    def in_force_on(self, day: date) -> bool:
+        """Whether this version applied on `day`: in effect by then, not yet replaced, not yet expired.
+        Drafts count (the plan is a draft and users ask about it); retired files never do."""
+        iso = day.isoformat()
+        if self.status is DocStatus.retired:
+            return False
+        if (start := self.effective_date()) and iso < start:
+            return False
+        if self.superseded_on and iso >= self.superseded_on:
+            return False
+        return not (self.valid_until and iso > self.valid_until)
 
 
 class Clause(BaseModel):

@@ -15,6 +15,7 @@ answer) and `GenerativeComposer` (the LLM over the same `Prepared`); this class 
 from __future__ import annotations
 
 import time
+from datetime import date
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ from .answering.generative import (
     replay,
     resolve_mode,
 )
-from .answering.pipeline import AnswerPipeline
+from .answering.pipeline import AS_OF_WIDEN, AnswerPipeline
 from .answering.retrieval import ClauseSearcher, Method
 from .answering.tuning import Tuning
 from .config import Settings, get_settings
@@ -87,50 +88,54 @@ class Assistant:
         return validate_question(question, self.settings.max_question_chars)
 
     def ask(self, question: str, history: Sequence[Turn] | None = None, top_k: int | None = None,
-            method: Method = "hybrid", mode: Mode | str | None = None) -> Answer:
+            method: Method = "hybrid", mode: Mode | str | None = None, as_of: date | None = None) -> Answer:
         """Answer in Chinese with [n] citations: high or low confidence, or declined with a referral.
 
         `mode`: extractive or generative; None means generative when an LLM is configured.
+        `as_of`: answer from the document versions in force on that day; None means today's.
         """
         started = time.perf_counter()
         question = self.validate_question(question)
         if resolve_mode(mode, self.generator is not None) is Mode.generative:
             if self.generator is None:
-                answer = self._extractive(question, history, top_k, method, started)
+                answer = self._extractive(question, history, top_k, method, started, as_of)
                 answer.notices.insert(0, NOTICE_NO_LLM)
                 return answer
-            return GenerativeComposer(self.pipeline, self.generator, question, history, top_k, method).ask()
-        return self._extractive(question, history, top_k, method, started)
+            return GenerativeComposer(self.pipeline, self.generator, question, history, top_k, method, as_of).ask()
+        return self._extractive(question, history, top_k, method, started, as_of)
 
     def _extractive(self, question: str, history: Sequence[Turn] | None, top_k: int | None,
-                    method: Method, started: float) -> Answer:
-        prepared = self.pipeline.prepare(question, history, top_k, method)
+                    method: Method, started: float, as_of: date | None = None) -> Answer:
+        prepared = self.pipeline.prepare(question, history, top_k, method, as_of=as_of)
         answer = prepared.answer
         total_ms = (time.perf_counter() - started) * 1000
         answer.timings_ms = Timings(retrieve_ms=round(prepared.retrieve_ms, 2),
                                     answer_ms=round(total_ms - prepared.retrieve_ms, 2), total_ms=round(total_ms, 2))
         return answer
 
-    def stream(self, question: str, history: Sequence[Turn] | None = None,
-               top_k: int | None = None, mode: Mode | str | None = None) -> Iterator[StreamEvent]:
+    def stream(self, question: str, history: Sequence[Turn] | None = None, top_k: int | None = None,
+               mode: Mode | str | None = None, as_of: date | None = None) -> Iterator[StreamEvent]:
         """Events in a fixed order: 'sources', then 'token'…, then 'done' with the whole answer."""
         question = self.validate_question(question)
         if resolve_mode(mode, self.generator is not None) is Mode.generative and self.generator is not None:
-            yield from GenerativeComposer(self.pipeline, self.generator, question, history, top_k, "hybrid").stream()
+            yield from GenerativeComposer(self.pipeline, self.generator, question, history, top_k, "hybrid",
+                                          as_of).stream()
             return
-        yield from replay(self.ask(question, history=history, top_k=top_k, mode=mode))
+        yield from replay(self.ask(question, history=history, top_k=top_k, mode=mode, as_of=as_of))
 
     # --- lookups ------------------------------------------------------------------------------
 
-    def search(self, query: str, doc_id: str | None = None, k: int = 10) -> list[SearchHit]:
-        """Clauses only, for operators: an exact reference first, then hybrid matches."""
+    def search(self, query: str, doc_id: str | None = None, k: int = 10, as_of: date | None = None) -> list[SearchHit]:
+        """Clauses only, for operators: an exact reference first, then hybrid matches; with `as_of`,
+        only the document versions in force on that day."""
         query = self.validate_question(query)
         if doc_id is not None and doc_id not in self.index.documents:
             raise NotFoundError(f"未找到文件“{doc_id}”：请从文件列表中选择。")
-        retrieval = self.searcher.retrieve(query, k=k, doc_id=doc_id)
+        retrieval = self.searcher.retrieve(query, k=k * AS_OF_WIDEN if as_of else k, doc_id=doc_id)
+        hits = self.pipeline.prefer_in_force(retrieval.hits, as_of)[0][:k] if as_of else retrieval.hits
         return [
             SearchHit(rank=i + 1, score=h.score if h.score != float("inf") else 1.0, citation=self.pipeline.citation(i + 1, h))
-            for i, h in enumerate(retrieval.hits)
+            for i, h in enumerate(hits)
         ]
 
     def clause(self, clause_id: str) -> Citation:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 
 from pydantic import BaseModel, ConfigDict
 
 from ..knowledge.units import quotable_spans
 from ..numerals import int_to_cn
-from ..schema import Citation, Clause, DocStatus, DocumentMeta
+from ..schema import STATUS_LABELS_ZH, Citation, Clause, DocStatus, DocumentMeta
 from .grounding import split_sentences as answer_sentences
 
 ABSTAIN_REPLY = (
@@ -85,10 +86,11 @@ DANGLING = re.compile(r"^[^，。；]{0,12}(前款|前两款|前三款|前项|�
 
 
 def make_citation(n: int, clause: Clause, meta: DocumentMeta, score: float | None = None) -> Citation:
+    status = meta.status_on(date.today())
     return Citation(
         n=n, clause_id=clause.clause_id, doc_id=clause.doc_id, doc_title=meta.title, label=clause.label,
         heading_path=list(clause.heading_path), text=clause.text, doc_number=meta.doc_number,
-        effective=meta.effective, status=meta.status, status_zh=meta.status_zh, score=score,
+        effective=meta.effective, status=status, status_zh=STATUS_LABELS_ZH[status], score=score,
     )
 
 
@@ -226,5 +228,9 @@ def version_notices(metas: list[DocumentMeta], dropped: list[DocumentMeta]) -> l
         elif meta.status is DocStatus.draft:
             notices.append(
                 f"注意：所引《{meta.title}》为征求意见稿，具体措施以正式印发的文件为准。"
+            )
+        elif meta.status_on(date.today()) is DocStatus.expired:
+            notices.append(
+                f"注意：所引《{meta.title}》的有效期已于{meta.valid_until}届满，请向发文机关确认是否有新的规定。"
             )
     return notices

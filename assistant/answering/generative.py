@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import date
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -50,8 +51,9 @@ class GenerativeComposer:
     """One generative question: condense → `pipeline.prepare` (once) → model → grounded answer."""
 
     def __init__(self, pipeline: AnswerPipeline, generator: Generator, question: str,
-                 history: Sequence[Turn] | None, top_k: int | None, method: Method) -> None:
+                 history: Sequence[Turn] | None, top_k: int | None, method: Method, as_of: date | None = None) -> None:
         self.pipeline = pipeline
+        self.as_of = as_of
         self.generator = generator
         self.question = question
         self.history = list(history or [])
@@ -68,7 +70,7 @@ class GenerativeComposer:
         condensed = bool(self.history) and standalone != self.question
         self.prepared = self.pipeline.prepare(
             self.question, None if condensed else self.history, self.top_k, self.method,
-            query=standalone if condensed else None,
+            query=standalone if condensed else None, as_of=self.as_of,
         )
         self.retrieved_at = time.perf_counter()
         declined = self.prepared.decision.confidence is Confidence.declined
@@ -81,7 +83,7 @@ class GenerativeComposer:
         from .generate import NOTICE_FAILED
 
         if generation.retrieved is None:  # condensation failed before retrieval: the extractive answer
-            fallback = self.pipeline.prepare(self.question, self.history, self.top_k, self.method).answer
+            fallback = self.pipeline.prepare(self.question, self.history, self.top_k, self.method, as_of=self.as_of).answer
             fallback.notices.insert(0, generation.error or NOTICE_FAILED)
             return self._timed(fallback)
         fallback: Answer = generation.retrieved.payload

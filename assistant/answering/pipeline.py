@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 from ..config import Settings
 from ..knowledge.store import ClauseIndex
@@ -43,6 +44,8 @@ from .scope_rules import FOLLOW_UP, declining_rule
 from .tuning import Tuning
 
 RELATED_ON_DECLINE = 3
+AS_OF_WIDEN = 3  # candidates per answer slot on a past day: a lineage rarely has more than three versions
+AS_OF_NOTICE = "以上依据{day}当日有效的文件版本作答。"
 ANSWER_CLAUSES = 3  # clauses whose sentences compete for the answer
 _RULE_REPLIES = {"instruction": INSTRUCTION_REPLY, "small_talk": ABSTAIN_REPLY, "other_jurisdiction": OTHER_PLACE_REPLY}
 
@@ -91,9 +94,10 @@ class AnswerPipeline:
     # --- one question ------------------------------------------------------------------------
 
     def prepare(self, question: str, history: Sequence[Turn] | None = None, top_k: int | None = None,
-                method: Method = "hybrid", query: str | None = None) -> Prepared:
+                method: Method = "hybrid", query: str | None = None, as_of: date | None = None) -> Prepared:
         """Retrieve once, decide, compose the extractive answer. `query` overrides the follow-up rule
-        (the generative mode passes the model's condensed question)."""
+        (the generative mode passes the model's condensed question); `as_of` answers from the document
+        versions in force on that day (default: the current ones)."""
         query = query or self.retrieval_query(question, history)
         rule = declining_rule(query)
         if rule is not None:
@@ -102,16 +106,21 @@ class AnswerPipeline:
             return self._declined(question, query, "no_content", ABSTAIN_REPLY)
 
         started = time.perf_counter()
-        retrieval = self.searcher.retrieve(query, k=top_k or self.settings.top_k, method=method)
+        k = top_k or self.settings.top_k
+        # On a past day some retrieved versions did not apply yet (or any more): look further down.
+        retrieval = self.searcher.retrieve(query, k=k * AS_OF_WIDEN if as_of else k, method=method)
         retrieve_ms = (time.perf_counter() - started) * 1000
-        by_reference = self._reference(question, query, retrieval)
+        by_reference = self._reference(question, query, retrieval, as_of)
         if by_reference is not None:
             return by_reference
-        hits, dropped = self.prefer_in_force(retrieval.hits)
+        hits, dropped = self.prefer_in_force(retrieval.hits, as_of)
+        hits = hits[:k]
         if not hits:
             return self._declined(question, query, "nothing_retrieved", ABSTAIN_REPLY, retrieval=retrieval)
         decision = self.decide(query, retrieval, hits)
         answer = self._compose(question, query, retrieval, hits, dropped, decision.confidence)
+        if as_of is not None:
+            answer.notices.insert(0, AS_OF_NOTICE.format(day=as_of.isoformat()))
         return Prepared(question, query, decision, answer, hits, dropped, retrieval, retrieve_ms)
 
     def decide(self, query: str, retrieval: Retrieval, hits: list[Hit]) -> ScopeDecision:
@@ -132,9 +141,14 @@ class AnswerPipeline:
             dense_margin=retrieval.dense_margin,
         )
 
-    def prefer_in_force(self, hits: list[Hit]) -> tuple[list[Hit], list[DocumentMeta]]:
-        """Drop hits from a superseded version when its replacement was retrieved too."""
+    def prefer_in_force(self, hits: list[Hit], as_of: date | None = None) -> tuple[list[Hit], list[DocumentMeta]]:
+        """Drop hits from a superseded version when its replacement was retrieved too; on a given day,
+        drop every version that did not apply that day."""
         docs = {self.index.clauses[h.clause_index].doc_id for h in hits}
+        if as_of is not None:
+            gone = {d for d in docs if not self.index.documents[d].in_force_on(as_of)}
+            kept = [h for h in hits if self.index.clauses[h.clause_index].doc_id not in gone]
+            return kept, [self.index.documents[d] for d in sorted(gone)]
         dropped_ids = {d for d in docs if (self.index.documents[d].superseded_by or "") in docs}
         kept = [h for h in hits if self.index.clauses[h.clause_index].doc_id not in dropped_ids]
         return kept, [self.index.documents[d] for d in sorted(dropped_ids)]
@@ -158,7 +172,7 @@ class AnswerPipeline:
 
     # --- pieces ------------------------------------------------------------------------------
 
-    def _reference(self, question: str, query: str, retrieval: Retrieval) -> Prepared | None:
+    def _reference(self, question: str, query: str, retrieval: Retrieval, as_of: date | None = None) -> Prepared | None:
         """Answer or decline a direct reference ("登记条例第三十三条"); None when there is none."""
         reference = retrieval.reference
         if reference is None:
@@ -169,6 +183,11 @@ class AnswerPipeline:
             return None
         meta = self.index.documents[reference.doc_id]
         exact = next((h for h in retrieval.hits if h.exact), None)
+        if exact is not None and as_of is not None:
+            exact = self._version_on(exact, as_of)
+            if exact is None:
+                return None  # no version of that document applied that day: answer as a normal question
+            meta = self.index.documents[self.index.clauses[exact.clause_index].doc_id]
         if exact is not None:
             clause = self.index.clauses[exact.clause_index]
             answer = Answer(question=question, answer=reference_answer(clause, meta, self.settings.max_answer_sentences),
@@ -183,6 +202,15 @@ class AnswerPipeline:
             return self._declined(question, query, "no_such_article",
                                   missing_article_reply(meta, reference.article, last))
         return None  # a gap in the numbering (e.g. a repealed article): answer as a normal question
+
+    def _version_on(self, hit: Hit, day: date) -> Hit | None:
+        """The same article in the version of its document that applied on `day`, if any."""
+        clause = self.index.clauses[hit.clause_index]
+        for doc_id in self.index.lineage(clause.doc_id):
+            if self.index.documents[doc_id].in_force_on(day):
+                position = self.index.by_id.get(f"{doc_id}#{clause.clause_id.split('#', 1)[1]}")
+                return None if position is None else Hit(position, hit.score, exact=True)
+        return None
 
     def _declined(self, question: str, query: str, reason: str, reply: str,
                   retrieval: Retrieval | None = None) -> Prepared:

@@ -116,6 +116,23 @@ def build_tuned_index(settings, embeddings, progress: bool = True,  # noqa: ANN0
     return build_index(settings, embeddings, progress, finalize=fit)
 
 
+def build_updated_index(settings, embeddings):  # noqa: ANN001, ANN201 - an IndexManifest
+    """The index after a knowledge-base change, fast: only new texts are embedded, BM25 and the word
+    statistics the scope signals read are recomputed from the new corpus, and the fitted constants are
+    carried over from the previous index (marked `carried_over`, so the next `policy-qa build` refits
+    them; one document among twenty-odd moves them little, and refitting takes ~30 s)."""
+    from ..knowledge.store import build_index
+
+    previous = Tuning.load_if_present(settings.index_dir)
+
+    def carry_over(staging: Path) -> None:
+        if previous is not None:
+            report = {**previous.report, "carried_over": True, "fingerprint": None}
+            previous.model_copy(update={"report": report}).save(staging)
+
+    return build_index(settings, embeddings, progress=False, finalize=carry_over)
+
+
 def tune(assistant, eval_dir=EVAL_DIR, progress: Callable[[str], None] = lambda _: None) -> Tuning:  # noqa: ANN001
     """Cross-validate and choose the constants on `assistant`'s index; returns the Tuning to save."""
     questions = dev_questions(eval_dir)

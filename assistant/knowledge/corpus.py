@@ -14,6 +14,8 @@ from ..schema import DocumentMeta
 from ..text import clean_docx_artefacts
 
 CORPUS_SUFFIXES = (".md", ".txt")
+ADDED_DIR = "added"      # documents added with `policy-qa add`
+RETIRED_DIR = "retired"  # documents retired with `policy-qa remove`: kept for the record, never indexed
 _FENCE = "---"
 
 
@@ -33,6 +35,7 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
     files = sorted(
         p for p in corpus_dir.rglob("*")
         if p.is_file() and p.suffix in CORPUS_SUFFIXES and p.name.lower() != "readme.md"
+        and RETIRED_DIR not in p.relative_to(corpus_dir).parts[:-1] and not p.name.startswith(".")
     )
     if not files:
         raise CorpusError(f"no .md or .txt documents in {corpus_dir}")

@@ -82,6 +82,18 @@ class ClauseIndex:
     def __post_init__(self) -> None:
         self.by_id = {c.clause_id: i for i, c in enumerate(self.clauses)}
         self.span_row = {key: row for row, key in enumerate(self.span_keys)}
+        self._replaces = {m.superseded_by: m.doc_id for m in self.documents.values() if m.superseded_by}
+
+    def lineage(self, doc_id: str) -> list[str]:
+        """`doc_id` and every version linked to it through `superseded_by`, newest first."""
+        newest, seen = doc_id, {doc_id}
+        while (later := self.documents[newest].superseded_by) in self.documents and later not in seen:
+            newest = later
+            seen.add(later)
+        chain = [newest]
+        while (earlier := self._replaces.get(chain[-1])) is not None and earlier not in chain:
+            chain.append(earlier)
+        return chain
 
 
 # --- build -------------------------------------------------------------------------------------
@@ -99,7 +111,7 @@ def build_index(settings: Settings, embeddings: ArrayEmbeddings, progress: bool 
     started = time.perf_counter()
     files = corpus_files(settings.corpus_dir)
     documents = [parse_document(read_source(path)) for path in files]
-    metas = [d.meta for d in documents]
+    metas = with_replacement_dates([d.meta for d in documents])
     clauses = [clause for d in documents for clause in d.clauses]
     meta_by_id = {m.doc_id: m for m in metas}
     units = [u for i, c in enumerate(clauses) for u in units_for(i, c, meta_by_id[c.doc_id])]
@@ -162,6 +174,17 @@ def build_index(settings: Settings, embeddings: ArrayEmbeddings, progress: bool 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def with_replacement_dates(metas: list[DocumentMeta]) -> list[DocumentMeta]:
+    """Fill a superseded version's missing `superseded_on` with its successor's effective date, so
+    "in force on a day" (`--as-of`) is decidable for files written before the field existed."""
+    effective = {m.doc_id: m.effective_date() for m in metas}
+    return [
+        m.model_copy(update={"superseded_on": effective.get(m.superseded_by)})
+        if m.superseded_by and not m.superseded_on and effective.get(m.superseded_by) else m
+        for m in metas
+    ]
 
 
 def _embed_with_cache(

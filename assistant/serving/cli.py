@@ -13,6 +13,8 @@ import typer
 from ..config import get_settings
 from ..errors import PolicyQAError
 from ..question import clean_text
+from .cli_knowledge import register_knowledge_commands
+from .console import fail, parse_day, stop_on_sigterm
 
 app = typer.Typer(
     help="Cited Q&A over Xiamen's business-environment plan and the national regulations behind it.",
@@ -28,23 +30,6 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):  # a stray surrogate in a message must not become a traceback
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
-
-
-def fail(message: str, code: int = 1) -> None:
-    """Print a clean error (never a traceback) and exit non-zero."""
-    typer.secho(f"错误：{message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(code)
-
-
-def stop_on_sigterm() -> None:
-    """Let SIGTERM (a service manager stopping us) unwind like Ctrl-C, so a build removes its staging
-    directory and shuts its embedding workers down instead of dying mid-write."""
-    import signal
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
 
 
 def load_assistant():  # noqa: ANN201 - keeps the heavy import out of `--help`
@@ -162,12 +147,15 @@ def ask(
     top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, max=20)] = None,
     mode: Annotated[Optional[str], typer.Option(
         help="extractive or generative; default generative when POLICY_QA_LLM_BASE_URL is set")] = None,
+    as_of: Annotated[Optional[str], typer.Option(
+        "--as-of", help="answer from the document versions in force on this day (YYYY-MM-DD)")] = None,
 ) -> None:
     """Answer a question with citations, or say that the corpus does not cover it."""
+    day = parse_day(as_of)
     assistant = load_assistant()
     if question != "-":
         try:
-            answer = assistant.ask(question, top_k=top_k, mode=mode)
+            answer = assistant.ask(question, top_k=top_k, mode=mode, as_of=day)
         except PolicyQAError as exc:
             fail(str(exc), code=2)
         if as_json:
@@ -180,7 +168,7 @@ def ask(
     for line in sys.stdin:
         line = clean_text(line.rstrip("\n"))
         try:
-            answer = assistant.ask(line, top_k=top_k, mode=mode)
+            answer = assistant.ask(line, top_k=top_k, mode=mode, as_of=day)
         except Exception as exc:  # noqa: BLE001 - one bad line must not end the batch
             failures += 1
             message = str(exc) if isinstance(exc, PolicyQAError) else f"处理该问题时出现内部错误（{type(exc).__name__}）"
@@ -197,11 +185,14 @@ def search(
     doc: Annotated[Optional[str], typer.Option(help="restrict to one document id")] = None,
     k: Annotated[int, typer.Option("-k", min=1, max=50)] = 10,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_of: Annotated[Optional[str], typer.Option(
+        "--as-of", help="only the document versions in force on this day (YYYY-MM-DD)")] = None,
 ) -> None:
     """Find clauses (no answer composed): for hotline operators."""
+    day = parse_day(as_of)
     assistant = load_assistant()
     try:
-        hits = assistant.search(query, doc_id=doc, k=k)
+        hits = assistant.search(query, doc_id=doc, k=k, as_of=day)
     except PolicyQAError as exc:
         fail(str(exc), code=2)
     if as_json:
@@ -300,3 +291,6 @@ def feedback(
             typer.echo(f"    原因：{entry.reason}")
     likes = sum(e.rating == "like" for e in entries)
     typer.echo(f"\n共 {len(entries)} 条：👍 {likes}，👎 {len(entries) - likes}（{settings.feedback_path}）")
+
+
+register_knowledge_commands(app)
