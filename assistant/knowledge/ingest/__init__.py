@@ -107,8 +107,11 @@ def ingest(file_name: str, data: bytes, doc_id: str, today: date | None = None) 
     try:
         parsed = parse_document(SourceFile(path=Path(PurePath(file_name).name), meta=meta, body=document.body_text()))
     except CorpusError:
+        parsed = None
+    # Preamble paragraphs alone are not a policy: a cover notice or a letter has no numbered provisions.
+    if parsed is None or all("#preamble." in c.clause_id for c in parsed.clauses):
         raise IngestError("没有识别出任何条文或措施（既无“第X条”，也无“一、（一）1.”结构）："
-                          "请确认上传的是政策正文，而不是通知封面或附件") from None
+                          "请确认上传的是政策正文，而不是通知封面或附件")
     document.clauses = parsed.clauses
     warnings.extend(_warnings(meta, body, parsed.clauses, today))
     return document

@@ -29,11 +29,15 @@ PAGE_NUMBER = re.compile(r"^(?:[-—－–]\s*\d{1,4}\s*[-—－–]|第\s*\d{1,
 # A line that opens a structural unit: a new paragraph even if the line before it looks wrapped.
 STRUCTURE_START = re.compile(
     rf"^(?:第{CN_NUMERAL}+[编章节条]|[（(]{CN_NUMERAL}+[）)]|{CN_NUMERAL}+、|\d+[.．、]|附件|附表)")
+# A 文号 line under a title: its own line even when the title above runs to the margin.
+NUMBER_LINE = re.compile(r"^(?:中华人民共和国)?\S{0,14}令第\S{1,8}号$|^\S{1,12}〔\d{4}〕\d{1,4}号$")
 SENTENCE_END = tuple("。；：！？”」）)")  # a line ending in one of these ends its paragraph
-ARTICLE_WITHOUT_SPACE = re.compile(rf"^(第{CN_NUMERAL}+条(?:之{CN_NUMERAL}+)?)(?=[^\s\u3000])")
+ARTICLE_WITHOUT_SPACE = re.compile(rf"^(第{CN_NUMERAL}+条(?:之{CN_NUMERAL}+)?)(?![\s\u3000之])")
 FULL_LINE_SHARE = 0.8  # a line at least this share of the body's typical full line width is wrapped
 RUNNING_LINE_SHARE = 0.5  # a top/bottom line repeated on at least half the pages is a running header
-MIN_PAGES_FOR_RUNNING = 3  # with fewer pages a repeated line is as likely to be content
+MIN_PAGES_FOR_RUNNING = 2  # a single page has no "repeated" line
+EDGE_LINES = 2  # header and footer blocks are at most two lines each (title + date, URL + page)
+DIGITS = re.compile(r"\d+")
 
 
 @cache
@@ -49,22 +53,29 @@ def map_radicals(text: str) -> str:
 
 
 def strip_page_furniture(pages: list[list[str]]) -> list[str]:
-    """The lines of all pages without page numbers and without running headers/footers."""
+    """The lines of all pages without page numbers and without running headers/footers: lines at a
+    page's top or bottom that recur on most pages once their numbers are masked ("… 1/2", "… 2/2")."""
     edges: Counter[str] = Counter()
     for lines in pages:
         content = [line.strip() for line in lines if line.strip()]
-        edges.update({*content[:2], *content[-2:]})
+        edges.update({_masked(line) for line in (*content[:EDGE_LINES], *content[-EDGE_LINES:])})
     running = set()
     if len(pages) >= MIN_PAGES_FOR_RUNNING:
-        running = {line for line, count in edges.items() if count >= RUNNING_LINE_SHARE * len(pages)}
+        running = {line for line, count in edges.items() if count >= max(2, RUNNING_LINE_SHARE * len(pages))}
     kept = []
     for lines in pages:
+        content = [line.strip() for line in lines if line.strip()]
+        edge = {*content[:EDGE_LINES], *content[-EDGE_LINES:]}
         for line in lines:
             stripped = line.strip()
-            if PAGE_NUMBER.match(stripped) or stripped in running:
+            if PAGE_NUMBER.match(stripped) or (stripped in edge and _masked(stripped) in running):
                 continue
             kept.append(line)
     return kept
+
+
+def _masked(line: str) -> str:
+    return DIGITS.sub("#", line)
 
 
 def join_wrapped_lines(lines: list[str]) -> list[str]:
@@ -81,7 +92,7 @@ def join_wrapped_lines(lines: list[str]) -> list[str]:
             previous_wrapped = False
             paragraphs.append("")
             continue
-        if previous_wrapped and not STRUCTURE_START.match(line):
+        if previous_wrapped and not STRUCTURE_START.match(line) and not NUMBER_LINE.match(line):
             paragraphs[-1] += line
         else:
             paragraphs.append(line)

@@ -17,7 +17,8 @@ _DATE = r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日"
 # 厦府〔2023〕12号, 厦府办规〔2024〕5号, 国办发[2019]39号 (brackets vary in practice); 国务院令第746号.
 DOC_NUMBER = re.compile(
     rf"([\u4e00-\u9fa5]{{1,12}}[〔\[［(（]\s*\d{{4}}\s*[〕\]］)）]\s*(?:第\s*)?\d{{1,4}}\s*号"
-    rf"|(?:中华人民共和国)?[\u4e00-\u9fa5]{{0,12}}令\s*第\s*(?:\d{{1,4}}|{CN_NUMERAL}+)\s*号)")
+    rf"|(?:中华人民共和国)?(?:国务院|主席|[\u4e00-\u9fa5]{{1,12}}(?:部|局|委员会|署|银行|总局))令\s*第\s*"
+    rf"(?:\d{{1,4}}|{CN_NUMERAL}+)\s*号)")
 EFFECTIVE = re.compile(rf"自\s*{_DATE}\s*起\s*(?:施行|实施|执行|生效)")
 EFFECTIVE_ON_ISSUE = re.compile(r"自\s*(?:印发|发布|公布)之日\s*起\s*(?:施行|实施|执行|生效)")
 VALID_UNTIL = re.compile(rf"有效期\s*至\s*{_DATE}")
@@ -26,11 +27,12 @@ DATE_LINE = re.compile(rf"^\s*{_DATE}\s*$")
 ISSUER_LINE = re.compile(r"^[\u4e00-\u9fa5（）()]{2,30}(?:人民政府|办公厅|办公室|委员会|总局|局|部|国务院|人民代表大会常务委员会)$")
 ISSUER_IN_NUMBER = {"国务院令": "国务院", "主席令": "全国人民代表大会常务委员会"}
 DRAFT_MARK = "征求意见稿"
-# Title words → the document category shown to users (kinds the issue names: law, regulation, rule,
-# local normative document, plan). Checked in order: the first match wins.
+# Title endings → the document category shown to users (kinds the issue names: law, regulation, rule,
+# local normative document, plan). Checked in order, first match wins: 办法 before 法, or every
+# 办法 would read as a law.
 CATEGORY_RULES: tuple[tuple[str, str], ...] = (
     ("方案", "工作方案"), ("计划", "工作方案"), ("措施", "政策措施"),
-    ("法", "法律"), ("条例", "法规"), ("细则", "规章"), ("规定", "规章"), ("办法", "规章"),
+    ("办法", "规章"), ("细则", "规章"), ("规定", "规章"), ("条例", "法规"), ("法", "法律"),
 )
 REGULATION_MIN_ARTICLES = 2  # two numbered 第X条 lines make a document article-structured
 ARTICLE_LINE = re.compile(rf"^第({CN_NUMERAL}+)条")
@@ -85,10 +87,13 @@ def find_signature(lines: list[str]) -> tuple[str | None, date | None, int]:
 
 
 def find_category(title: str, doc_number: str | None) -> str:
-    if doc_number and "〔" in doc_number and not title.endswith(("法", "条例")):
+    """A local document numbered like 厦府办规〔2024〕5号 is a 规范性文件 whatever its title; else by title."""
+    title = base_title(title)
+    is_statute = title.endswith("条例") or (title.endswith("法") and not title.endswith("办法"))
+    if doc_number and "〔" in doc_number and not is_statute:
         return "规范性文件"
     for word, category in CATEGORY_RULES:
-        if word in title[-6:]:
+        if title.endswith(word):
             return category
     return "其他"
 
