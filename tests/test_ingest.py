@@ -160,3 +160,12 @@ def test_a_saved_government_page_keeps_the_policy_and_drops_the_navigation() -> 
 def test_an_unsupported_type_says_what_is_supported() -> None:
     with pytest.raises(IngestError, match=r"\.docx、\.pdf、\.html 或 \.txt"):
         extract_text("policy.xlsx", b"PK\x03\x04")
+
+
+def test_the_title_stops_at_the_doc_number_line() -> None:
+    lines = ["厦门经济特区营商环境促进条例", "厦门市人民代表大会常务委员会公告〔2026〕1号",
+             "第一条 为了促进营商环境，制定本条例。", "第二条 本条例自2026年3月1日起施行。"]
+    document = ingest("x.txt", "\n".join(lines).encode(), "x")
+    assert document.meta.title == "厦门经济特区营商环境促进条例"
+    assert document.meta.doc_number == "厦门市人民代表大会常务委员会公告〔2026〕1号"
+    assert document.meta.category == "法规"

@@ -212,3 +212,17 @@ def test_the_cli_previews_adds_lists_and_shows_history(kb_settings: Settings, tm
     assert "首贷续贷贴息" not in past.stdout  # not yet in force in 2023
     bad = run("ask", "首贷贴息", "--as-of", "2023-13-01")
     assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
+
+
+def test_a_text_that_repeals_a_doc_number_is_that_documents_new_version(kb_settings: Settings, rebuild,
+                                                                        tmp_path: Path) -> None:
+    base = KnowledgeBase(kb_settings)
+    first = base.add("v1.docx", write_docx(tmp_path / "v1.docx", LOCAL_NOTICE).read_bytes(), rebuild).preview
+    renamed = [line.replace("首贷续贷贴息办法", "融资贴息实施办法").replace("厦府办规〔2024〕5号", "厦府办规〔2026〕2号")
+               .replace("2024年3月1日起施行", "2026年6月1日起施行") for line in LOCAL_NOTICE]
+    renamed[-3] += "《厦门市中小企业首贷续贷贴息办法》（厦府办规〔2024〕5号）同时废止。"
+    unrelated = [line.replace("厦府办规〔2024〕5号", "厦府办规〔2026〕3号").replace("首贷续贷贴息办法", "担保费补助办法")
+                 for line in LOCAL_NOTICE]
+    assert base.preview("other.docx", write_docx(tmp_path / "o.docx", unrelated).read_bytes())[1].replaces is None
+    second = base.add("v2.docx", write_docx(tmp_path / "v2.docx", renamed).read_bytes(), rebuild).preview
+    assert second.title == "厦门市中小企业融资贴息实施办法" and second.replaces == first.doc_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from .ingest import IngestedDocument, ingest, valid_doc_id
 from .ingest.metadata import base_title
 from .parsing import parse_document
 
+REPEAL = re.compile(r"废止|停止执行|不再执行")  # how a new text retires the one it replaces
 PREVIEW_LABELS = 3  # first and last clause labels shown in a preview
 LOCK_FILE = ".policy-qa.lock"
 
@@ -136,7 +138,7 @@ class KnowledgeBase:
         existing = {m.doc_id: m for m in self._metas()}
         document = ingest(name, data, "pending", self.today())
         wanted = valid_doc_id(doc_id) if doc_id else _suggest_doc_id(document.meta, existing)
-        replaces = self._earlier_version(document.meta, existing)
+        replaces = self._earlier_version(document.meta, existing, "\n".join(document.body))
         meta = document.meta.model_copy(update={"doc_id": wanted})
         if doc_id and doc_id in existing:
             raise IngestError(f"编号 {doc_id} 已被《{existing[doc_id].title}》使用：请换一个编号，"
@@ -253,15 +255,19 @@ class KnowledgeBase:
             return False
         return [c.text for c in clauses] == [c.text for c in document.clauses]
 
-    def _earlier_version(self, meta: DocumentMeta, existing: dict[str, DocumentMeta]) -> DocumentMeta | None:
-        """The current document this upload revises: the same title without edition marks, or its
-        text naming the existing document's 文号 as replaced. Only a current version is replaced."""
+    def _earlier_version(self, meta: DocumentMeta, existing: dict[str, DocumentMeta], body: str) -> DocumentMeta | None:
+        """The current document this upload revises: one with the same title once edition marks are
+        dropped, or one whose 文号 the new text declares repealed ("厦府〔2019〕5号同时废止")."""
         title = base_title(meta.title)
-        for other in existing.values():
-            if other.status is DocStatus.superseded:
-                continue
+        current = [m for m in existing.values() if m.status is not DocStatus.superseded]
+        for other in current:
             if base_title(other.title) == title or title in other.short_names:
                 return other
+        for sentence in re.split(r"[。；]", body):
+            if REPEAL.search(sentence):
+                for other in current:
+                    if other.doc_number and other.doc_number in sentence:
+                        return other
         return None
 
 

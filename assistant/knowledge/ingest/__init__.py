@@ -138,8 +138,8 @@ def _title(head: list[str], hint: str | None) -> str:
     parts = []
     for line in head:
         plain = line.strip("# ")
-        if find_doc_number(plain) == plain.replace(" ", "") or re.search(r"\d{4}\s*年.*日", plain) or plain.endswith("：") \
-                or plain.startswith(("（", "(")):
+        is_number_line = find_doc_number(plain) is not None and plain.endswith("号")
+        if is_number_line or re.search(r"\d{4}\s*年.*日", plain) or plain.endswith("：") or plain.startswith(("（", "(")):
             if parts:
                 break
             continue

@@ -14,9 +14,10 @@ from itertools import pairwise
 from ...numerals import CN_NUMERAL, cn_to_int
 
 _DATE = r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日"
-# 厦府〔2023〕12号, 厦府办规〔2024〕5号, 国办发[2019]39号 (brackets vary in practice); 国务院令第746号.
+# 厦府〔2023〕12号, 厦府办规〔2024〕5号, 国办发[2019]39号 (brackets vary in practice), up to 20
+# characters of organ name (厦门市人民代表大会常务委员会公告〔2026〕1号); 国务院令第746号.
 DOC_NUMBER = re.compile(
-    rf"([\u4e00-\u9fa5]{{1,12}}[〔\[［(（]\s*\d{{4}}\s*[〕\]］)）]\s*(?:第\s*)?\d{{1,4}}\s*号"
+    rf"([\u4e00-\u9fa5]{{1,20}}[〔\[［(（]\s*\d{{4}}\s*[〕\]］)）]\s*(?:第\s*)?\d{{1,4}}\s*号"
     rf"|(?:中华人民共和国)?(?:国务院|主席|[\u4e00-\u9fa5]{{1,12}}(?:部|局|委员会|署|银行|总局))令\s*第\s*"
     rf"(?:\d{{1,4}}|{CN_NUMERAL}+)\s*号)")
 EFFECTIVE = re.compile(rf"自\s*{_DATE}\s*起\s*(?:施行|实施|执行|生效)")
