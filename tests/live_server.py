@@ -47,7 +47,8 @@ def cli_command(*args: str) -> list[str]:
 class LiveServer:
     """`policy-qa serve --host 127.0.0.1 --port N` in a child process, stopped by `stop()`."""
 
-    def __init__(self, workdir: Path, index_dir: Path, **env: str) -> None:
+    def __init__(self, workdir: Path, index_dir: Path, *args: str, **env: str) -> None:
+        self.args = args  # extra `serve` options, such as --nginx
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.feedback_path = workdir / "feedback.jsonl"
@@ -62,7 +63,7 @@ class LiveServer:
     def start(self) -> "LiveServer":
         log = self.log_path.open("wb")
         self._proc = subprocess.Popen(
-            cli_command("serve", "--host", "127.0.0.1", "--port", str(self.port)),
+            cli_command("serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args),
             cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + STARTUP_LIMIT_S

@@ -256,13 +256,23 @@ def evaluate(
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0 for the LAN)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 7860,
+    nginx: Annotated[bool, typer.Option(
+        "--nginx", help="put nginx in front (header/body timeouts, connection and rate limits)")] = False,
 ) -> None:
     """Serve the chat UI (/) and the API (/api, /v1, /healthz, /docs) from one process on one port."""
     try:
         from .webui import serve as run
     except ImportError as exc:
         fail(f"serve needs the 'serve' extra ({exc.name} is missing): pip install -e '.[serve]'")
-    run(host, port, get_settings())
+    if not nginx:
+        run(host, port, get_settings())
+        return
+    from .nginx import NginxError, run_behind_nginx
+
+    try:
+        run_behind_nginx(host, port, get_settings(), run)
+    except NginxError as exc:
+        fail(str(exc))
 
 
 @app.command()
