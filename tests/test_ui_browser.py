@@ -1,10 +1,12 @@
 """The chat UI in a real headless browser (Debian's chromium driven by Playwright) against a real
-`policy-qa serve`: ask, read the answer, open the closed sources accordion, follow up, rate an
-answer, search clauses as an operator and copy one; a screenshot is saved to a temp path.
+`policy-qa serve`: ask, read the answer and its sources (the quoted sentence marked), follow a [n],
+copy the 工单 reply, follow up, rate an answer, search clauses as an operator and copy one, at desktop
+(1366×900) and phone (390×844) sizes; a screenshot is saved to a temp path.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +20,9 @@ from assistant.serving.feedback import FeedbackEntry, FeedbackStore
 
 QUESTION = "简易注销怎么办理？"
 EXAMPLE = "市场主体登记管理条例第三十三条是什么？"
+LOW_QUESTION = "餐饮店需要办哪些许可证"  # the corpus has no licensing rules for restaurants
+DESKTOP = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
 REG_33 = "shichang-zhuti-dengji-guanli-tiaoli#33"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -43,9 +48,9 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def open_page(browser: Browser, url: str) -> Page:
+def open_page(browser: Browser, url: str, viewport: dict[str, int] | None = None) -> Page:
     context = browser.new_context(
-        viewport={"width": 1280, "height": 1000}, locale="zh-CN",
+        viewport=viewport or {"width": 1280, "height": 1000}, locale="zh-CN",
         permissions=["clipboard-read", "clipboard-write"],
     )
     page = context.new_page()
@@ -69,7 +74,7 @@ def ask(page: Page, question: str) -> None:
 
 
 def answer_bubble(page: Page, index: int):  # noqa: ANN201 - a Playwright Locator
-    """The index-th answer (0-based): bot messages that are not a sources accordion."""
+    """The index-th answer (0-based): bot messages that are not a Gradio thought accordion."""
     answers = page.locator('#chatbot [data-testid="bot"]').filter(has_not=page.locator(".thought-group"))
     expect(answers).to_have_count(index + 1)
     return answers.nth(index)
@@ -85,32 +90,154 @@ def wait_for(check: Callable[[], object], what: str, timeout_s: float = WAIT_MS 
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_question_answer_and_closed_sources_accordion(page: Page, server: LiveServer, tmp_path: Path) -> None:
-    expected = httpx.post(server.base_url + "/api/ask", json={"question": QUESTION}, timeout=60).json()
+@pytest.fixture
+def phone(browser: Browser, server: LiveServer) -> Iterator[Page]:
+    page = open_page(browser, server.base_url + "/", PHONE)
+    yield page
+    page.context.close()
+
+
+@pytest.fixture
+def desktop(browser: Browser, server: LiveServer) -> Iterator[Page]:
+    page = open_page(browser, server.base_url + "/", DESKTOP)
+    yield page
+    page.context.close()
+
+
+def api_answer(server: LiveServer, question: str) -> dict:
+    return httpx.post(server.base_url + "/api/ask", json={"question": question}, timeout=60).json()
+
+
+def quoted_lines(answer_text: str, n: int) -> list[str]:
+    """The answer's single-line quotes from citation n, without their marker."""
+    return [line.removesuffix(f"[{n}]") for line in answer_text.splitlines() if line.endswith(f"[{n}]")
+            and line.count("[") == 1]
+
+
+def assert_no_horizontal_overflow(page: Page) -> None:
+    width, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width <= inner, f"the page is {width}px wide in a {inner}px window"
+
+
+def test_answer_lines_summary_and_open_sources_with_the_quote_marked(desktop: Page, server: LiveServer,
+                                                                       tmp_path: Path) -> None:
+    expected = api_answer(server, QUESTION)
     cited = expected["citations"]
-
-    ask(page, QUESTION)
-    accordion = page.locator(".thought-group .title", has_text=f"来源 ({len(cited)})")
-    expect(accordion).to_be_visible()
-    answer = answer_bubble(page, 0)
-    expect(answer).to_contain_text("[1]")
-    expect(answer).to_contain_text(expected["answer"].split("[1]")[0])
-
-    # Closed by default: the cited clauses are one click away, not on screen yet.
-    sources = page.locator(".thought-group")
-    expect(sources).not_to_contain_text(cited[0]["doc_title"])
-    accordion.click()
+    ask(desktop, QUESTION)
+    answer = desktop.locator(".pq-answer").first
+    expect(answer).to_be_visible()
+    expect(answer.locator(".pq-basis")).to_contain_text("依据：")
     for citation in cited:
-        expect(sources).to_contain_text(f"[{citation['n']}]《{citation['doc_title']}》{citation['label']}")
-        for line in citation["text"].splitlines():  # the whole clause, verbatim
-            expect(sources).to_contain_text(line)
-    if cited[0]["doc_number"]:
-        expect(sources).to_contain_text(cited[0]["doc_number"])
+        expect(answer.locator(".pq-basis")).to_contain_text(citation["label"])
+    # One line per quoted span; a 项 list is a list with one marker (this answer quotes one).
+    lines = answer.locator(".pq-lines > .pq-line")
+    expect(lines).to_have_count(sum(1 for line in expected["answer"].splitlines() if "[" in line))
+    item_list = answer.locator(".pq-list")
+    expect(item_list.locator("li")).not_to_have_count(0)
+    expect(item_list.locator(".pq-cite")).to_have_count(1)
 
+    # Open by default on desktop: every source with 文号, 施行日期, status and clause id.
+    sources = answer.locator(".pq-sources")
+    expect(sources).to_have_attribute("open", "")
+    for citation in cited:
+        card = sources.locator(f".pq-src-{citation['n']}")
+        expect(card).to_be_visible()
+        expect(card.locator(".pq-source-title")).to_have_text(f"[{citation['n']}]《{citation['doc_title']}》{citation['label']}")
+        for line in citation["text"].splitlines():  # the whole clause, verbatim
+            expect(card).to_contain_text(line)
+        for field in (citation["doc_number"], citation["effective"], citation["status_zh"], citation["clause_id"]):
+            if field:
+                expect(card).to_contain_text(field)
+    # The mark sits on the quoted sentence, and on nothing else of the clause.
+    first = cited[0]
+    marks = sources.locator(f".pq-src-{first['n']} mark").all_inner_texts()
+    assert marks == quoted_lines(expected["answer"], first["n"]), marks
+    expect(sources.locator(f".pq-src-{first['n']} .pq-where")).to_contain_text("第")
+
+    assert_no_horizontal_overflow(desktop)
     shot = tmp_path / "chat-with-sources.png"
-    page.screenshot(path=str(shot), full_page=True)
+    desktop.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
+
+
+def test_on_a_phone_clicking_a_marker_reveals_its_source(phone: Page, server: LiveServer) -> None:
+    cited = api_answer(server, QUESTION)["citations"]
+    assert len(cited) >= 2, "the question should cite two clauses"
+    ask(phone, QUESTION)
+    answer = phone.locator(".pq-answer").first
+    source = answer.locator(".pq-src-2")
+    expect(answer.locator(".pq-sources-title")).to_be_visible()  # one tap away, but closed
+    expect(source).to_be_hidden()
+    answer.locator(".pq-cite", has_text="[2]").first.click()
+    expect(source).to_be_visible()
+    expect(source).to_be_in_viewport()
+    expect(source).to_contain_text(cited[1]["label"])
+    # One page scroll, not a scroll box inside the page; nothing wider than the screen.
+    chat = phone.locator("#chatbot")
+    assert chat.evaluate("e => e.scrollHeight <= e.clientHeight + 1")
+    assert_no_horizontal_overflow(phone)
+
+
+def test_no_control_covers_the_sources_on_a_phone(phone: Page) -> None:
+    ask(phone, QUESTION)
+    answer = phone.locator(".pq-answer").first
+    answer.locator(".pq-sources-title").click()
+    titles = answer.locator(".pq-source-title")
+    expect(titles).not_to_have_count(0)
+    for i in range(titles.count()):
+        title = titles.nth(i)
+        title.scroll_into_view_if_needed()
+        covered = title.evaluate("""t => {
+            const r = t.getBoundingClientRect();
+            const points = [[r.left + 4, r.top + r.height / 2], [r.left + r.width / 2, r.top + r.height / 2],
+                            [r.right - 4, r.top + r.height / 2]];
+            return points.filter(([x, y]) => y > 0 && y < innerHeight && !t.contains(document.elementFromPoint(x, y)));
+        }""")
+        assert covered == [], f"source title {i + 1} is covered at {covered}"
+
+
+def test_copy_reply_gives_the_answer_and_its_basis_lines(desktop: Page, server: LiveServer) -> None:
+    expected = api_answer(server, QUESTION)
+    ask(desktop, QUESTION)
+    button = desktop.locator(".pq-answer .pq-copy-reply").first
+    button.click()
+    expect(button).to_have_text("已复制")
+    copied = wait_for(lambda: desktop.evaluate("navigator.clipboard.readText()"), "the clipboard")
+    answer_part, _, basis = copied.partition("\n依据：\n")
+    assert answer_part.strip() == expected["answer"]
+    lines = basis.splitlines()
+    assert len(lines) == len(expected["citations"])
+    for line, citation in zip(lines, expected["citations"]):
+        assert line.startswith(f"[{citation['n']}]《{citation['doc_title']}》{citation['label']}")
+        if citation["doc_number"]:
+            assert citation["doc_number"] in line
+    # Gradio's own copy button under the answer gives the same text, not the message's HTML.
+    desktop.evaluate("navigator.clipboard.writeText('')")
+    desktop.locator('#chatbot [data-testid="bot"]').last.hover()
+    desktop.locator('#chatbot .message-buttons button[aria-label="Copy message"]').last.click()
+    assert wait_for(lambda: desktop.evaluate("navigator.clipboard.readText()"), "the clipboard") == copied
+
+
+def test_a_low_confidence_answer_looks_different(desktop: Page, server: LiveServer) -> None:
+    assert api_answer(server, LOW_QUESTION)["confidence"] == "low", "the example question is no longer low-confidence"
+    ask(desktop, LOW_QUESTION)
+    answer = desktop.locator(".pq-answer").first
+    expect(answer).to_have_class(re.compile(r"\bpq-low\b"))
+    expect(answer.locator(".pq-badge")).to_have_text("低置信度")
+    expect(answer).to_contain_text("没有找到直接规定")
+    expect(answer.locator(".pq-basis")).to_contain_text("可能相关：")
+    frame = answer.evaluate("e => getComputedStyle(e).borderLeftWidth")
+    assert frame != "0px"
+
+
+def test_question_text_is_shown_not_run(desktop: Page) -> None:
+    desktop.evaluate("window.__pwned = 0")
+    ask(desktop, '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>简易注销怎么办理？')
+    expect(desktop.locator(".pq-answer").first).to_be_visible()
+    assert desktop.evaluate("window.__pwned") == 0
+    assert desktop.locator("#chatbot [onerror], #chatbot script").count() == 0  # Gradio sanitises the question
+    assert desktop.locator(".pq-answer img").count() == 0  # and the answer shows it as text, if at all
 
 
 def test_follow_up_question_keeps_the_topic(page: Page) -> None:
@@ -140,6 +267,40 @@ def test_example_click_then_dislike_with_a_reason_is_stored(page: Page, server: 
     page.locator("#feedback-submit").click()
     expect(reason_row).to_be_hidden()
     wait_for(lambda: any(e.id == entry.id and e.reason == "希望给出办理地点" for e in stored()), "the reason")
+
+
+def test_operator_exact_reference_comes_alone_first(page: Page) -> None:
+    page.keyboard.press("Control+k")  # Ctrl+K: to the search box, from anywhere
+    wait_for(lambda: page.evaluate("!!document.activeElement.closest('#search-query')"), "focus in the search box")
+    page.keyboard.type("登记条例第三十三条")
+    page.keyboard.press("Enter")
+    exact = page.locator(".exact-match:not(.exact-match .exact-match)")  # gr.Group repeats its classes inside
+    expect(exact).to_have_count(1)
+    expect(exact).to_contain_text("《中华人民共和国市场主体登记管理条例》第三十三条")
+    expect(page.locator("#exact-heading")).to_have_text("精确匹配")
+    related = page.locator(".related-match:not(.related-match .related-match)")
+    expect(related.first).to_be_visible()
+    expect(related.filter(has_text="《不动产登记暂行条例》第三十三条")).to_have_count(1)
+    heading = page.locator("#related-heading")
+    assert exact.bounding_box()["y"] < heading.bounding_box()["y"] < related.first.bounding_box()["y"]
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1366", "390"])
+def test_documents_table_fits_the_window(browser: Browser, server: LiveServer, viewport: dict[str, int]) -> None:
+    page = open_page(browser, server.base_url + "/", viewport)
+    try:
+        page.get_by_role("tab", name="条文检索（坐席）").click()
+        page.get_by_text("收录文件").click()
+        table = page.locator(".pq-docs")
+        expect(table.locator("tbody tr")).not_to_have_count(0)
+        for column in ("施行日期", "状态", "条文数"):
+            cell = table.locator(f'td[data-label="{column}"]').first
+            expect(cell).to_be_visible()
+            box = cell.bounding_box()
+            assert box["x"] + box["width"] <= viewport["width"], f"{column} is off screen"
+        assert_no_horizontal_overflow(page)
+    finally:
+        page.context.close()
 
 
 def test_operator_searches_an_article_and_copies_it(page: Page, server: LiveServer) -> None:
