@@ -106,6 +106,12 @@ def retire(
         raise HTTPException(exc.status, str(exc)) from None
 
 
+@router.get("/-/records", summary="知识库中的全部文件（含已取代、已过期、已下架），供维护人员查看",
+            response_model=list[DocumentRecord])
+def records(base: Annotated[KnowledgeBase, Depends(knowledge_base)]) -> list[DocumentRecord]:
+    return base.documents()
+
+
 @router.get("/{doc_id}/versions", summary="文件的各个版本（从旧到新）", response_model=list[DocumentRecord])
 def versions(doc_id: str, base: Annotated[KnowledgeBase, Depends(knowledge_base)]) -> list[DocumentRecord]:
     return base.versions(doc_id)

@@ -59,6 +59,8 @@ THEME = gr.themes.Soft(
 ASSETS = Path(__file__).parent / "ui_assets"
 CSS_PATH = ASSETS / "webui.css"
 JS_PATH = ASSETS / "webui.js"
+ADMIN_HTML_PATH = ASSETS / "admin.html"
+ADMIN_JS_PATH = ASSETS / "admin.js"
 
 
 @dataclass(frozen=True)
@@ -658,6 +660,13 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
 
                 with gr.Accordion("收录文件", open=False, elem_id="documents"):
                     docs_table = gr.HTML(js_on_load=None, elem_id="documents-table")
+
+            with gr.Tab("知识库管理", id="admin"):
+                if holder.settings.admin_token:
+                    gr.HTML(ADMIN_HTML_PATH.read_text(encoding="utf-8"), elem_id="kb-admin-panel")
+                else:
+                    gr.Markdown("**知识库管理未开启。** 需要在服务器上设置运维令牌 `POLICY_QA_ADMIN_TOKEN` 并重启服务；"
+                                "未设置时上传、下架等变更一律关闭，问答与检索不受影响。", elem_id="kb-admin-off")
         demo.load(load_page, None, [banner, doc, docs_table], api_name=False)
     return demo
 
@@ -702,7 +711,8 @@ UI_MAX_UPLOAD = "1kb"
 def page_head() -> str:
     """webui.js for the page <head>: citations that jump to their source, copy buttons, Ctrl+K, and
     the phone layout's sources closed by default. Read from a file, not kept in a Python string."""
-    return f"<script>\n{JS_PATH.read_text(encoding='utf-8')}\n</script>"
+    scripts = (JS_PATH, ADMIN_JS_PATH)
+    return "".join(f"<script>\n{path.read_text(encoding='utf-8')}\n</script>" for path in scripts)
 
 
 @dataclass
