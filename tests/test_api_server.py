@@ -263,6 +263,13 @@ LONG = "问" * 501
         ("POST", "/api/ask", {"content": b"{not json", "headers": {"content-type": "application/json"}},
          422, "不是合法的 JSON"),
         ("POST", "/api/ask", {"json": "简易注销"}, 422, "请求体：应为 JSON 对象"),
+        # Bytes that are not UTF-8 once got FastAPI's English 400 ("There was an error parsing the body").
+        ("POST", "/api/ask", {"content": '{"question": "简易注销"}'.encode("gbk"),
+                              "headers": {"content-type": "application/json; charset=gbk"}}, 422, "不是合法的 JSON（应为 UTF-8 编码"),
+        ("POST", "/v1/chat/completions", {"content": b'{"messages": [\xff]}',
+                                          "headers": {"content-type": "application/json"}}, 422, "不是合法的 JSON"),
+        ("POST", "/api/feedback", {"content": b"\xff\xfe", "headers": {"content-type": "application/json"}},
+         422, "不是合法的 JSON"),
         ("POST", "/api/ask", {"json": {"question": "x" * 70_000}}, 413, "请求体过大"),
         ("POST", "/api/ask/stream", {"json": {"question": ""}}, 422, "问题为空"),
         ("GET", "/api/search", {"params": {"q": ""}}, 422, "q：不能为空"),
@@ -286,7 +293,9 @@ def test_bad_input_gets_its_status_and_a_clear_message(
 
 def test_missing_index_gives_503_with_the_build_hint(no_index_server: LiveServer) -> None:
     with httpx.Client(base_url=no_index_server.base_url, timeout=30) as http:
-        assert "policy-qa build" in http.get("/healthz").json()["detail"]
+        health = http.get("/healthz").json()
+        assert "policy-qa build" in health["detail"]
+        assert health["storage"]["feedback"]["writable"] is True  # storage is reported without an index too
         for response in (
             http.get("/healthz"),
             http.post("/api/ask", json={"question": QUESTION}),
@@ -425,3 +434,51 @@ def test_an_unknown_api_path_is_a_chinese_404(http: httpx.Client) -> None:
     response = http.get("/api/no-such-endpoint")
     assert response.status_code == 404 and "未找到该接口" in response.json()["detail"]
     assert http.get("/").status_code == 200  # the page itself is still served
+
+
+# ---- the OpenAPI contract ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status"), [
+    ("POST", "/v1/chat/completions", {"json": {"messages": "hi"}}, 422),
+    ("POST", "/v1/chat/completions", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 422),
+    ("GET", "/v1/no-such-endpoint", {}, 404),
+    ("DELETE", "/v1/models", {}, 405),
+    ("POST", "/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": "x" * 70_000}]}}, 413),
+])
+def test_every_v1_error_is_openai_shaped(http: httpx.Client, method: str, path: str, kwargs: dict, status: int) -> None:
+    response = http.request(method, path, **kwargs)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["message"] and error["type"] == "invalid_request_error" and error["code"] == status
+    assert re.search(r"[\u4e00-\u9fff]", error["message"]), error["message"]  # a Chinese message
+
+
+def test_the_schema_documents_streams_and_error_shapes(http: httpx.Client) -> None:
+    schema = http.get("/openapi.json").json()
+    stream = schema["paths"]["/api/ask/stream"]["post"]["responses"]
+    assert "text/event-stream" in stream["200"]["content"]
+    assert "error" in stream["200"]["description"] and "done" in stream["200"]["description"]
+    assert {"401", "422", "429", "503"} <= set(stream)
+    chat = schema["paths"]["/v1/chat/completions"]["post"]
+    assert "text/event-stream" in chat["responses"]["200"]["content"]
+    assert "[DONE]" in chat["description"]
+    v1_error = chat["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(schema["components"]["schemas"][v1_error]["properties"]) == {"error"}
+    api_error = stream["422"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert "detail" in schema["components"]["schemas"][api_error]["properties"]
+    assert "/metrics" in schema["paths"] and "/healthz" in schema["paths"]
+
+
+def test_docs_load_their_assets_from_this_server(http: httpx.Client) -> None:
+    """/docs was blank offline: Swagger UI came from a CDN. Every asset the page names is served here."""
+    page = http.get("/docs").text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets and all(a.startswith("/") for a in assets), assets  # no http(s):// anywhere
+    assert "cdn" not in page.lower()
+    for asset in assets:
+        response = http.get(asset)
+        assert response.status_code == 200 and len(response.content) > 1000, asset
+    assert "SwaggerUIBundle" in http.get("/docs-assets/swagger-ui-bundle.js").text
+    assert "cdn" not in http.get("/redoc").text.lower()

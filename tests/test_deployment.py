@@ -74,12 +74,12 @@ def test_normal_requests_are_answered_while_slow_clients_hold_connections(behind
 
 
 def test_streams_pass_through_unbuffered_and_the_request_id_survives(behind_nginx: LiveServer) -> None:
-    with httpx.Client(base_url=behind_nginx.base_url, timeout=30) as client:
-        with client.stream("POST", "/api/ask/stream", json={"question": "简易注销怎么办理？"},
-                           headers={"X-Request-ID": "nginx-probe-1"}) as response:
-            assert response.status_code == 200
-            assert response.headers["x-request-id"] == "nginx-probe-1"
-            events = [line for line in response.iter_lines() if line.startswith("event:")]
+    with httpx.Client(base_url=behind_nginx.base_url, timeout=30) as client, \
+            client.stream("POST", "/api/ask/stream", json={"question": "简易注销怎么办理？"},
+                          headers={"X-Request-ID": "nginx-probe-1"}) as response:
+        assert response.status_code == 200
+        assert response.headers["x-request-id"] == "nginx-probe-1"
+        events = [line for line in response.iter_lines() if line.startswith("event:")]
     assert events[0] == "event: sources" and events[-1] == "event: done"
     deadline = time.monotonic() + GUARD_S  # the log line is written once the stream has ended
     while '"request_id": "nginx-probe-1"' not in behind_nginx.output() and time.monotonic() < deadline:

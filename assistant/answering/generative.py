@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import date
 from collections.abc import Iterator, Sequence
+from datetime import date
 from typing import TYPE_CHECKING
 
 from ..errors import QuestionError

@@ -5,29 +5,37 @@ A missing or stale index does not crash the server: every endpoint that needs it
 "run policy-qa build", and the next request after a rebuild picks the index up.
 
 Limits (documented in the README): a question is at most `Settings.max_question_chars` characters
-(500 by default), a history at most 20 turns of 4,000 characters each, a request body at most 64 KB.
+(500 by default), a history at most 20 turns of 4,000 characters each, a request body at most 64 KB,
+a feedback request and record at most `Settings.feedback_max_bytes` (16 KB), a policy-file upload under
+/api/documents at most `Settings.max_upload_mb`. API keys, rate limits and
+metrics are middleware (security.py, ratelimit.py, metrics.py) around the routes here; the order they
+wrap each other in is set in `create_app`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security, status
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import Settings, get_settings
-from ..errors import PolicyQAError
+from ..errors import IndexError_, PolicyQAError
 from ..schema import Answer, Citation, DocumentInfo, SearchHit, Turn
 from ..service import Assistant
 from .access_log import RequestLogMiddleware
 from .api_errors import (
+    BUILD_HINT,
     BodyLimitMiddleware,
     ErrorBody,
     MethodNotAllowedMiddleware,
@@ -38,27 +46,86 @@ from .deps import (
     MAX_HISTORY_TURNS,
     MAX_TURN_CHARS,
     AssistantHolder,
+    answer_observer,
     check_question,
     get_app_settings,
     get_assistant,
     get_holder,
     passthrough_fields,
 )
-from .feedback import FeedbackEntry, FeedbackStore
+from .documents_api import router as documents_router
+from .feedback import (
+    FeedbackEntry,
+    FeedbackStorageError,
+    FeedbackStore,
+    FeedbackTooLargeError,
+    StorageHealth,
+)
+from .metrics import Metrics, MetricsMiddleware
 from .openai_api import router as openai_router
+from .ratelimit import RateLimiter, RateLimitMiddleware, client_identity, parse_limit
+from .security import ApiKeyMiddleware, ApiKeys, bearer_scheme
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+UPLOAD_PREFIX = "/api/documents"  # POST/DELETE here are knowledge-base changes (documents_api.py)
+MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and part headers around an uploaded file
 MAX_SEARCH_K = 50
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorBody, "description": "输入有误（空问题、过长、类型不对等）"},
+    401: {"model": ErrorBody, "description": "配置了 API 密钥（POLICY_QA_API_KEYS）而请求未带有效的 Bearer 密钥"},
+    413: {"model": ErrorBody, "description": "请求体过大"},
+    422: {"model": ErrorBody, "description": "输入有误（空问题、过长、类型不对、请求体不是合法 JSON 等）"},
+    429: {"model": ErrorBody, "description": "请求过于频繁；Retry-After 头给出需等待的秒数",
+          "headers": {"Retry-After": {"description": "需等待的秒数", "schema": {"type": "integer"}}}},
     503: {"model": ErrorBody, "description": "索引不可用：请先运行 policy-qa build"},
+}
+
+STREAM_EVENTS_DOC = """SSE 事件依次为：
+- `sources`：`{"citations": [...]}`，检索到的条文（拒答时没有此事件）
+- `token`：`{"text": "..."}`，答案的一段，可有多个
+- `done`：完整的答案对象（与 /api/ask 的返回相同），以它为准
+- `error`：`{"message": "中文说明", "type": "错误类别"}`，流开始后出错时发送，之后流结束（没有 done）
+
+流开始前发现的问题（输入有误、索引不可用、密钥、限流）照常以 JSON 错误响应返回（422/503/401/429）。"""
+
+
+def json_errors(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """The error responses with their JSON media type spelled out: on a route whose response class is
+    SSE, FastAPI would otherwise document each error body as text/event-stream."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code, spec in responses.items():
+        spec = dict(spec)
+        model = spec.pop("model", None)
+        if model is not None:  # the schema itself is registered by the other routes that use it
+            spec["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
+        out[code] = spec
+    return out
+
+
+STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **json_errors(ERROR_RESPONSES),
+    200: {
+        "description": STREAM_EVENTS_DOC,
+        "content": {"text/event-stream": {
+            "example": 'event: sources\ndata: {"citations": [...]}\n\nevent: token\ndata: {"text": "……[1]"}\n\n'
+                       'event: done\ndata: {"question": "...", "answer": "……[1]", ...}\n\n',
+        }},
+    },
 }
 
 
 # ---- request / response models -------------------------------------------------------------
+
+# What `check_question` accepts, stated in the schema for clients and contract tests: some visible
+# character, and not over-long. Documented, not enforced by pydantic, so a refusal keeps the specific
+# Chinese message of check_question ("问题为空…", "问题过长（501字）…"). The pattern's class is what
+# question.clean_text removes plus whitespace. maxLength is the default limit (a deployment may change it).
+VISIBLE_TEXT = "[^\\s\\x00-\\x1f\\x7f-\\x9f\\ufeff]"
+QUESTION_SCHEMA: dict[str, Any] = {
+    "minLength": 1, "maxLength": Settings.model_fields["max_question_chars"].default, "pattern": VISIBLE_TEXT,
+}
 
 
 class HistoryTurn(BaseModel):
@@ -72,17 +139,19 @@ class AskRequest(BaseModel):
     """A question. Fields named in FORWARDED_FIELDS (e.g. `mode`) go to `Assistant.ask` if it takes them."""
 
     model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={"examples": [{"question": "简易注销怎么办理？"}]},
+        extra="allow",  # read by passthrough_fields, which refuses every field it does not forward (422)
+        json_schema_extra={"examples": [{"question": "简易注销怎么办理？"}], "additionalProperties": False},
     )
 
-    question: str = Field(description="用户的问题（中文），不超过 500 字")
+    question: str = Field(description="用户的问题（中文），不超过 500 字（POLICY_QA_MAX_QUESTION_CHARS）",
+                          json_schema_extra=QUESTION_SCHEMA)
     history: list[HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
     top_k: int | None = Field(None, ge=1, le=20, description="检索的条文数")
     mode: Literal["extractive", "generative"] | None = Field(
         None, description="回答模式：extractive（摘录条文原句）或 generative（大模型生成，逐句核对引用）；"
         "不填时，配置了大模型则为 generative，否则为 extractive",
     )
+    as_of: date | None = Field(None, description="按该日（YYYY-MM-DD）有效的文件版本作答；不填时按现行版本")
 
 
 @dataclass
@@ -94,14 +163,21 @@ class AskCall:
     history: list[Turn]
     top_k: int | None
     extra: dict[str, Any] = field(default_factory=dict)
+    on_answer: Callable[[Answer], None] | None = None  # the log line and metrics (deps.answer_observer)
+
+    def observe(self, answer: Answer) -> None:
+        if self.on_answer is not None:
+            self.on_answer(answer)
 
     def kwargs(self) -> dict[str, Any]:
         return {"question": self.question, "history": self.history or None, "top_k": self.top_k, **self.extra}
 
 
 class HealthResponse(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(
+        description="ok：可以回答；degraded：可以回答，但有部分功能不可用（如反馈无法保存）")
     index: dict[str, Any] = Field(description="索引清单摘要：语料哈希、模型、数量、构建时间")
+    storage: dict[str, StorageHealth] = Field(default_factory=dict, description="存储是否可写（feedback：反馈文件）")
 
 
 class ClauseDetail(BaseModel):
@@ -122,6 +198,7 @@ class FeedbackRequest(BaseModel):
 
 def parse_ask(
     body: AskRequest,
+    request: Request,
     settings: Annotated[Settings, Depends(get_app_settings)],
     holder: Annotated[AssistantHolder, Depends(get_holder)],
 ) -> AskCall:
@@ -130,8 +207,12 @@ def parse_ask(
     extra = passthrough_fields(body.model_extra or {}, Assistant.ask, strict=True)
     if body.mode is not None:
         extra["mode"] = body.mode
+    if body.as_of is not None:
+        extra["as_of"] = body.as_of
     history = [Turn(role=t.role, content=t.content) for t in body.history]
-    return AskCall(holder.get(), question, history, body.top_k, extra)
+    assistant = holder.get()
+    return AskCall(assistant, question, history, body.top_k, extra,
+                   answer_observer(request, assistant, extra.get("mode")))
 
 
 # ---- routes ----------------------------------------------------------------------------------
@@ -140,33 +221,30 @@ router = APIRouter(prefix="/api", tags=["问答"], responses=ERROR_RESPONSES)
 
 
 @router.post("/ask", response_model=Answer, summary="提问：返回带引用的答案")
-def ask(call: Annotated[AskCall, Depends(parse_ask)], request: Request) -> Answer:
+def ask(call: Annotated[AskCall, Depends(parse_ask)]) -> Answer:
     answer = call.assistant.ask(**call.kwargs())
-    log_answer(request, answer)
+    call.observe(answer)
     return answer
 
 
 @router.post(
     "/ask/stream",
     response_class=EventSourceResponse,
+    responses=STREAM_RESPONSES,
     summary="流式提问（SSE）：sources → token… → done；出错时发送 error 事件",
+    description=STREAM_EVENTS_DOC,
 )
 def ask_stream(call: Annotated[AskCall, Depends(parse_ask)]) -> Iterator[ServerSentEvent]:
     try:
         for event in call.assistant.stream(**call.kwargs()):
+            if event.event == "done":
+                call.observe(Answer.model_validate(event.data))
             yield ServerSentEvent(event=event.event, raw_data=json.dumps(event.data, ensure_ascii=False))
     except PolicyQAError as exc:
         yield _error_event(str(exc), type(exc).__name__)
     except Exception:  # an error event, never a dropped connection
         logger.exception("stream failed")
         yield _error_event("服务器内部错误，请稍后重试", "InternalError")
-
-
-def log_answer(request: Request, answer: Answer) -> None:
-    """Add the answer's outcome to the request's log line (access_log.py)."""
-    log = getattr(request.state, "log", None)
-    if isinstance(log, dict):
-        log.update(confidence=answer.confidence.value, abstained=answer.abstained, mode=answer.mode.value)
 
 
 def _error_event(message: str, kind: str) -> ServerSentEvent:
@@ -177,15 +255,18 @@ def _error_event(message: str, kind: str) -> ServerSentEvent:
 def search(
     holder: Annotated[AssistantHolder, Depends(get_holder)],
     settings: Annotated[Settings, Depends(get_app_settings)],
-    q: Annotated[str, Query(min_length=1, max_length=200, description="检索词，或“登记条例第三十三条”")],
-    doc: Annotated[str | None, Query(description="只在该文件内检索（doc_id，见 /api/documents）")] = None,
+    q: Annotated[str, Query(min_length=1, max_length=200, description="检索词，或“登记条例第三十三条”",
+                            json_schema_extra={"pattern": VISIBLE_TEXT})],
+    doc: Annotated[str | None, Query(description="只在该文件内检索（doc_id，见 /api/documents）；空值表示不限")] = None,
     k: Annotated[int, Query(ge=1, le=MAX_SEARCH_K)] = 10,
+    as_of: Annotated[date | None, Query(description="只检索该日（YYYY-MM-DD）有效的文件版本")] = None,
 ) -> list[SearchHit]:
     query = check_question(q, settings, field="q", where="query")
     assistant = holder.get()
+    doc = doc or None  # `doc=` from a form with nothing chosen means no filter
     if doc is not None and doc not in {d.doc_id for d in assistant.documents()}:
         raise question_error(f"未知文件 doc={doc!r}：可用的 doc_id 见 /api/documents", doc, "doc", "query")
-    return assistant.search(query, doc_id=doc, k=k)
+    return assistant.search(query, doc_id=doc, k=k, as_of=as_of)
 
 
 @router.get(
@@ -205,19 +286,61 @@ def documents(assistant: Annotated[Assistant, Depends(get_assistant)]) -> list[D
     return assistant.documents()
 
 
-@router.post("/feedback", response_model=FeedbackEntry, status_code=status.HTTP_201_CREATED, summary="对答案点赞/点踩")
+@router.post(
+    "/feedback", response_model=FeedbackEntry, status_code=status.HTTP_201_CREATED, summary="对答案点赞/点踩",
+    description="配置了 API 密钥时总需要密钥；每个客户端有频率限制（默认 20 次/分钟）；请求体与每条记录不超过 16 KB。",
+    responses={503: {"model": ErrorBody, "description": "反馈存储不可写（目录、只读磁盘、磁盘已满等）"}},
+)
 def feedback(body: FeedbackRequest, request: Request) -> FeedbackEntry:
     store: FeedbackStore = request.app.state.feedback
     question = check_question(body.question, request.app.state.settings)
-    return store.add(body.rating, question, body.answer, body.clause_ids, body.reason, source="api")
+    try:
+        return store.add(body.rating, question, body.answer, body.clause_ids, body.reason, source="api")
+    except FeedbackTooLargeError as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(exc)) from None
+    except FeedbackStorageError as exc:
+        logger.error("feedback could not be stored at %s: %s", store.path, exc.strerror)  # the path: log only
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            detail=f"反馈暂时无法保存：{exc.strerror}。请联系管理员检查 POLICY_QA_FEEDBACK_PATH") from None
 
 
-health_router = APIRouter(tags=["运维"], responses={503: ERROR_RESPONSES[503]})
+class HealthUnavailable(ErrorBody):
+    """/healthz without a usable index: the reason, and the storage state all the same."""
+
+    storage: dict[str, StorageHealth] = Field(default_factory=dict)
 
 
-@health_router.get("/healthz", response_model=HealthResponse, summary="健康检查与索引摘要")
-def healthz(assistant: Annotated[Assistant, Depends(get_assistant)]) -> HealthResponse:
-    return HealthResponse(status="ok", index=assistant.manifest.model_dump(mode="json"))
+health_router = APIRouter(tags=["运维"])
+
+
+@health_router.get(
+    "/healthz", response_model=HealthResponse, summary="健康检查：索引摘要与存储状态（无需密钥）",
+    description="索引可用时为 200：status 为 ok，反馈存储不可写时为 degraded（问答照常）；"
+                "索引不可用时为 503，detail 说明原因，storage 照常报告。",
+    responses={503: {"model": HealthUnavailable, "description": "索引不可用：请先运行 policy-qa build"}},
+)
+def healthz(request: Request, holder: Annotated[AssistantHolder, Depends(get_holder)]) -> Any:
+    store: FeedbackStore = request.app.state.feedback
+    storage = {"feedback": store.health()}
+    try:
+        assistant = holder.get()
+    except IndexError_ as exc:
+        body = HealthUnavailable(detail=f"索引不可用：{exc}。{BUILD_HINT}", storage=storage)
+        return JSONResponse(status_code=503, content=body.model_dump(mode="json"))
+    return HealthResponse(status="ok" if storage["feedback"].writable else "degraded",
+                          index=assistant.manifest.model_dump(mode="json"), storage=storage)
+
+
+metrics_router = APIRouter(tags=["运维"])
+
+
+@metrics_router.get(
+    "/metrics", response_class=PlainTextResponse, summary="Prometheus 指标（无需密钥）",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                     "description": "Prometheus 文本格式"}},
+)
+def metrics(request: Request) -> Response:
+    return request.app.state.metrics.response()
 
 
 # ---- the app ---------------------------------------------------------------------------------
@@ -227,6 +350,9 @@ def create_app(settings: Settings | None = None, holder: AssistantHolder | None 
     """The API app. Pass a `holder` to share the loaded assistant with a UI mounted on the same app."""
     settings = settings or get_settings()
     holder = holder or AssistantHolder(settings)
+    keys = ApiKeys(settings.api_keys, settings.admin_token)
+    limiter = RateLimiter(parse_limit(settings.rate_limit_writes, "POLICY_QA_RATE_LIMIT_WRITES"),
+                          parse_limit(settings.rate_limit_reads, "POLICY_QA_RATE_LIMIT_READS"))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -236,30 +362,55 @@ def create_app(settings: Settings | None = None, holder: AssistantHolder | None 
             logger.info("索引已加载：%s 个文件，%s 条条文（构建于 %s）", m.documents, m.clauses, m.built_at)
         else:
             logger.warning("索引不可用：%s。服务照常启动；运行 policy-qa build 后会自动生效。", holder.error)
+        if keys:
+            logger.info("API 密钥已启用：/api 与 /v1 需要 Authorization: Bearer <密钥>%s",
+                        "" if settings.api_keys_for_reads else "（仅写操作）")
         yield
 
-    app = FastAPI(
+    # FastAPIOffline serves Swagger UI's and ReDoc's JS/CSS from the installed package instead of a
+    # CDN, so /docs works on a machine without internet access.
+    app = FastAPIOffline(
         title="厦门营商环境政策问答 API",
         description="基于《厦门市营商环境行动方案》及相关法规的带引用问答。答案中的 [n] 对应 citations 中的条文。",
         version="0.1.0",
         lifespan=lifespan,
+        static_url="/docs-assets",
     )
     app.state.settings = settings
     app.state.holder = holder
-    app.state.feedback = FeedbackStore(settings.feedback_path)
-    if settings.cors_origins:
+    app.state.feedback = FeedbackStore(settings.feedback_path, settings.feedback_max_bytes)
+    app.state.metrics = metrics_ = Metrics(lambda: holder.current)
+
+    # Middleware, innermost first (each add_middleware wraps everything added before it):
+    # body limits → error handlers → 404/405 → rate limit → API key → CORS → metrics → request log.
+    # Policy-file uploads (/api/documents, knowledge-base routes) have their own, larger limit.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, prefixes=("/api/", "/v1/"),
+                       exclude=(UPLOAD_PREFIX,))
+    upload_mb = settings.max_upload_mb
+    app.add_middleware(BodyLimitMiddleware, max_bytes=int(upload_mb * 1024 * 1024) + MULTIPART_OVERHEAD,
+                       prefixes=(UPLOAD_PREFIX,), detail=f"文件过大：上限为 {upload_mb:g} MB（POLICY_QA_MAX_UPLOAD_MB）")
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.feedback_max_bytes, prefixes=("/api/feedback",),
+                       detail=f"请求体过大：反馈上限 {settings.feedback_max_bytes // 1024} KB")
+    install_error_handlers(app, max_body_bytes=MAX_BODY_BYTES)
+    app.add_middleware(MethodNotAllowedMiddleware, routes=lambda: app.routes, prefixes=("/api/", "/v1/", "/healthz", "/metrics"))
+    app.add_middleware(RateLimitMiddleware, limiter=limiter, identify=lambda scope: client_identity(scope, keys),
+                       on_limited=lambda kind: metrics_.rate_limited.labels(kind).inc())
+    app.add_middleware(ApiKeyMiddleware, keys=keys, for_reads=settings.api_keys_for_reads)
+    if settings.cors_origins:  # outside the key check: a preflight carries no key, and a 401 needs CORS headers
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["*"],
         )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, prefixes=("/api/", "/v1/"))
-    install_error_handlers(app, max_body_bytes=MAX_BODY_BYTES)
-    app.add_middleware(MethodNotAllowedMiddleware, routes=lambda: app.routes, prefixes=("/api/", "/v1/", "/healthz"))
+    app.add_middleware(MetricsMiddleware, metrics=metrics_, routes=lambda: app.routes)
     app.add_middleware(RequestLogMiddleware)  # outermost: it times and logs whatever happens inside
-    app.include_router(router)
-    app.include_router(health_router)
 
-    app.include_router(openai_router)
+    # With keys configured the schema declares Bearer auth, so /docs offers its "Authorize" button.
+    secured = [Security(bearer_scheme)] if keys else []
+    app.include_router(router, dependencies=secured)
+    app.include_router(health_router)
+    app.include_router(metrics_router)
+    app.include_router(openai_router, dependencies=secured)
+    app.include_router(documents_router, dependencies=secured)
     return app

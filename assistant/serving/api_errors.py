@@ -45,6 +45,19 @@ class ErrorBody(BaseModel):
     errors: list[FieldError] = []
 
 
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | int | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """The body of every 4xx/5xx answer under /v1, and of an error chunk in its streams."""
+
+    error: OpenAIErrorDetail
+
+
 _PLAIN = {
     "missing": "缺少必填字段",
     "string_type": "应为字符串",
@@ -123,29 +136,49 @@ def question_error(
     )
 
 
-def _is_openai(request: Request) -> bool:
-    return request.url.path.startswith("/v1/") or request.url.path == "/v1"
+def is_openai_path(path: str) -> bool:
+    """Whether a path belongs to the OpenAI-compatible surface, whose errors take OpenAI's shape."""
+    return path.startswith("/v1/") or path == "/v1"
+
+
+def _openai_type(status: int) -> str:
+    """OpenAI's error `type` for a status, so OpenAI clients raise the matching exception class."""
+    if status == 401:
+        return "authentication_error"
+    if status == 429:
+        return "rate_limit_error"
+    return "invalid_request_error" if status < 500 else "server_error"
+
+
+def openai_error(message: str, status: int, code: str | int | None = None, param: str | None = None) -> dict[str, Any]:
+    """The OpenAI error body: `{"error": {"message", "type", "param", "code"}}`."""
+    return {"error": {"message": message, "type": _openai_type(status), "param": param,
+                      "code": status if code is None else code}}
 
 
 def error_response(
-    request: Request, status: int, message: str, fields: list[FieldError] | None = None
+    request: Request, status: int, message: str, fields: list[FieldError] | None = None,
+    *, code: str | None = None, headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """Shape an error for the surface the request came in on."""
-    if _is_openai(request):
-        kind = "invalid_request_error" if status < 500 else "server_error"
-        param = ".".join(str(p) for p in fields[0].loc if p != "body") if fields else None
-        body: dict[str, Any] = {"error": {"message": message, "type": kind, "param": param, "code": status}}
+    """Shape an error for the surface the request came in on (`code` names the error for /v1 clients)."""
+    if is_openai_path(request.url.path):
+        param = ".".join(str(p) for p in fields[0].loc if p != "body") if fields else ""
+        body: dict[str, Any] = openai_error(message, status, code, param or None)
     else:
         body = ErrorBody(detail=message, errors=fields or []).model_dump()
-    return JSONResponse(status_code=status, content=jsonable_encoder(body))
+    return JSONResponse(status_code=status, content=jsonable_encoder(body), headers=headers)
 
 
 _HTTP_MESSAGES = {
+    401: "缺少或无效的 API 密钥",
     404: "未找到该资源",
     405: "不支持该请求方法",
     413: "请求体过大",
     415: "请求体应为 JSON（Content-Type: application/json）",
 }
+
+
+_FASTAPI_PARSE_ERROR = "There was an error parsing the body"
 
 
 def install_error_handlers(app: FastAPI, *, max_body_bytes: int) -> None:
@@ -159,11 +192,18 @@ def install_error_handlers(app: FastAPI, *, max_body_bytes: int) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else None
-        if exc.status_code == 413:
+        status = exc.status_code
+        if status == 400 and detail == _FASTAPI_PARSE_ERROR:
+            # FastAPI's English 400 for a body it cannot even decode (e.g. JSON in GBK): the README
+            # promises a Chinese 422 for every unparseable body, like the one for malformed JSON.
+            status, detail = 422, "请求有误：请求体：不是合法的 JSON（应为 UTF-8 编码的 JSON 对象）"
+            fields = [FieldError(loc=["body"], type="json_invalid", msg="不是合法的 JSON")]
+            return error_response(request, status, detail, fields)
+        if status == 413 and detail in (None, "Content Too Large", "Request Entity Too Large"):
             detail = f"请求体过大：上限 {max_body_bytes // 1024} KB"
         elif detail is None or detail in ("Not Found", "Method Not Allowed", "Content Too Large"):
-            detail = _HTTP_MESSAGES.get(exc.status_code, detail or "请求失败")
-        response = error_response(request, exc.status_code, detail)
+            detail = _HTTP_MESSAGES.get(status, detail or "请求失败")
+        response = error_response(request, status, detail)
         if exc.headers:
             response.headers.update(exc.headers)
         return response
@@ -258,16 +298,20 @@ class BodyLimitMiddleware:
 
     The check sits in `receive`, so it covers both a declared Content-Length and chunked bodies;
     the HTTPException it raises reaches the app's handler above and gets the Chinese message.
-    Other paths (the mounted Gradio app) keep their own limits.
+    Other paths (the mounted Gradio app, and `exclude`d ones with a limit of their own) keep their own limits.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, prefixes: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, prefixes: tuple[str, ...], detail: str | None = None,
+                 exclude: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.prefixes = prefixes
+        self.detail = detail  # None: the handler's message for the app-wide limit
+        self.exclude = exclude
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(self.prefixes) or (self.exclude and path.startswith(self.exclude)):
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
@@ -276,12 +320,12 @@ class BodyLimitMiddleware:
         async def limited_receive() -> Message:
             nonlocal received
             if declared is not None and declared > self.max_bytes:
-                raise HTTPException(status_code=413)
+                raise HTTPException(status_code=413, detail=self.detail)
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise HTTPException(status_code=413)
+                    raise HTTPException(status_code=413, detail=self.detail)
             return message
 
         await self.app(scope, limited_receive, send)

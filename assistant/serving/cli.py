@@ -264,14 +264,15 @@ def serve(
         from .webui import serve as run
     except ImportError as exc:
         fail(f"serve needs the 'serve' extra ({exc.name} is missing): pip install -e '.[serve]'")
-    if not nginx:
-        run(host, port, get_settings())
-        return
     from .nginx import NginxError, run_behind_nginx
+    from .ratelimit import RateLimitConfigError
 
     try:
-        run_behind_nginx(host, port, get_settings(), run)
-    except NginxError as exc:
+        if nginx:
+            run_behind_nginx(host, port, get_settings(), run)
+        else:
+            run(host, port, get_settings())
+    except (NginxError, RateLimitConfigError) as exc:
         fail(str(exc))
 
 

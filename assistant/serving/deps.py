@@ -20,6 +20,7 @@ from ..config import Settings
 from ..errors import IndexError_, PolicyQAError, QuestionError
 from ..knowledge.store import load_index
 from ..question import clean_text, validate_question
+from ..schema import Answer, Mode
 from ..service import Assistant
 from .api_errors import question_error
 
@@ -54,6 +55,11 @@ class AssistantHolder:
     @property
     def error(self) -> PolicyQAError | None:
         return self._error
+
+    @property
+    def current(self) -> Assistant | None:
+        """The assistant serving now, without loading or reloading (for metrics and health)."""
+        return self._assistant
 
     def _manifest_stamp(self) -> tuple[int, int] | None:
         try:
@@ -158,3 +164,17 @@ def passthrough_fields(extra: dict[str, Any], target: Callable[..., Any], *, str
     return accepted
 
 
+
+def answer_observer(request: Request, assistant: Assistant, mode: Mode | str | None) -> Callable[[Answer], None]:
+    """What a route calls with each finished answer: the outcome goes on the request's log line
+    (access_log.py) and into the metrics (metrics.py), including the LLM call and fallback behind it."""
+
+    def observe(answer: Answer) -> None:
+        log = getattr(request.state, "log", None)
+        if isinstance(log, dict):
+            log.update(confidence=answer.confidence.value, abstained=answer.abstained, mode=answer.mode.value)
+        metrics = getattr(request.app.state, "metrics", None)
+        if metrics is not None:
+            metrics.observe_answer(answer, assistant, mode)
+
+    return observe

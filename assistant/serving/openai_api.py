@@ -9,13 +9,14 @@ Sampling parameters (temperature, max_tokens, ...) are accepted and ignored.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,11 +25,12 @@ from ..config import Settings
 from ..errors import PolicyQAError
 from ..schema import Answer, Citation, Turn
 from ..service import Assistant
-from .api_errors import ErrorBody, question_error
+from .api_errors import OpenAIErrorBody, openai_error, question_error
 from .deps import (
     MAX_HISTORY_TURNS,
     MAX_TURN_CHARS,
     AssistantHolder,
+    answer_observer,
     check_question,
     get_app_settings,
     get_holder,
@@ -36,6 +38,7 @@ from .deps import (
 )
 
 MODEL_ID = "policy-qa"
+logger = logging.getLogger(__name__)
 
 
 class TextPart(BaseModel):
@@ -65,7 +68,7 @@ class ChatCompletionRequest(BaseModel):
 
     model: str = MODEL_ID
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=2 * MAX_HISTORY_TURNS + 2)
-    stream: bool = False
+    stream: bool = Field(False, strict=True)  # JSON true/false only: 0 or "yes" is refused, as the schema says
     top_k: int | None = Field(None, ge=1, le=20, description="扩展参数：检索的条文数")
 
 
@@ -106,6 +109,11 @@ class ChatCall:
     model: str
     stream: bool
     extra: dict[str, Any] = field(default_factory=dict)
+    on_answer: Callable[[Answer], None] | None = None  # the log line and metrics (deps.answer_observer)
+
+    def observe(self, answer: Answer) -> None:
+        if self.on_answer is not None:
+            self.on_answer(answer)
 
     def kwargs(self) -> dict[str, Any]:
         return {"question": self.question, "history": self.history or None, "top_k": self.top_k, **self.extra}
@@ -113,6 +121,7 @@ class ChatCall:
 
 def parse_chat(
     body: ChatCompletionRequest,
+    request: Request,
     settings: Annotated[Settings, Depends(get_app_settings)],
     holder: Annotated[AssistantHolder, Depends(get_holder)],
 ) -> ChatCall:
@@ -128,14 +137,26 @@ def parse_chat(
     ][-MAX_HISTORY_TURNS:]
     # OpenAI clients send many sampling fields; only the ones Assistant.ask takes are passed on.
     extra = passthrough_fields(body.model_extra or {}, Assistant.ask, strict=False)
-    return ChatCall(holder.get(), question, history, body.top_k, body.model, body.stream, extra)
+    assistant = holder.get()
+    return ChatCall(assistant, question, history, body.top_k, body.model, body.stream, extra,
+                    answer_observer(request, assistant, extra.get("mode")))
 
 
-router = APIRouter(
-    prefix="/v1",
-    tags=["OpenAI 兼容"],
-    responses={422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
-)
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": OpenAIErrorBody, "description": "配置了 API 密钥而请求未带有效的 Bearer 密钥（code: invalid_api_key）"},
+    413: {"model": OpenAIErrorBody, "description": "请求体过大"},
+    422: {"model": OpenAIErrorBody, "description": "输入有误；message 为中文说明，param 为出错的字段"},
+    429: {"model": OpenAIErrorBody, "description": "请求过于频繁（code: rate_limit_exceeded）；见 Retry-After 头",
+          "headers": {"Retry-After": {"description": "需等待的秒数", "schema": {"type": "integer"}}}},
+    503: {"model": OpenAIErrorBody, "description": "索引不可用：请先运行 policy-qa build"},
+}
+
+STREAM_DOC = """stream=true 时返回 SSE（text/event-stream），与 OpenAI 相同：每个 `data:` 行是一个
+chat.completion.chunk（首块带 role 与扩展字段 citations，末块带 finish_reason=stop、citations、abstained、usage），
+最后是 `data: [DONE]`。流开始后出错时发送一行 `data: {"error": {"message", "type", "param", "code"}}`，
+之后流结束，没有 [DONE]。流开始前的错误（输入有误、索引不可用、密钥、限流）照常以 JSON 错误响应返回。"""
+
+router = APIRouter(prefix="/v1", tags=["OpenAI 兼容"], responses=ERROR_RESPONSES)
 
 
 def _completion_id() -> str:
@@ -156,11 +177,16 @@ def models() -> dict[str, Any]:
     "/chat/completions",
     response_model=ChatCompletion,
     summary="OpenAI 兼容的对话接口（stream=true 时为 SSE）",
+    description=STREAM_DOC,
+    responses={200: {"description": "stream=false：chat.completion 对象；stream=true：SSE 流（见上）",
+                     "content": {"text/event-stream": {"itemSchema": {
+                         "type": "object", "properties": {"data": {"type": "string"}}, "required": ["data"]}}}}},
 )
 def chat_completions(call: Annotated[ChatCall, Depends(parse_chat)]) -> Any:
     if call.stream:
         return EventSourceResponse(_stream_chunks(call))
     answer = call.assistant.ask(**call.kwargs())
+    call.observe(answer)
     return ChatCompletion(
         id=_completion_id(),
         created=int(time.time()),
@@ -207,17 +233,19 @@ def _stream_chunks(call: ChatCall) -> Iterator[bytes]:
                 yield _chunk(cid, created, call.model, {"content": event.data.get("text", "")})
             elif event.event == "done":
                 answer = Answer.model_validate(event.data)
+                call.observe(answer)
                 yield _chunk(cid, created, call.model, {}, "stop",
                              citations=[c.model_dump(mode="json") for c in answer.citations],
                              abstained=answer.abstained,
                              usage=_usage(call.question, answer.answer).model_dump())
             elif event.event == "error":
-                yield _sse({"error": {"message": event.data.get("message", "处理失败"), "type": "server_error"}})
+                yield _sse(openai_error(event.data.get("message", "处理失败"), 500, "stream_error"))
                 return
     except PolicyQAError as exc:
-        yield _sse({"error": {"message": str(exc), "type": "server_error"}})
+        yield _sse(openai_error(str(exc), 500, "stream_error"))
         return
     except Exception:  # an error chunk, never a dropped connection
-        yield _sse({"error": {"message": "服务器内部错误，请稍后重试", "type": "server_error"}})
+        logger.exception("chat completion stream failed")
+        yield _sse(openai_error("服务器内部错误，请稍后重试", 500, "internal_error"))
         return
     yield _sse("[DONE]")

@@ -38,7 +38,7 @@ from ..numerals import int_to_cn  # noqa: E402
 from ..schema import Answer, Citation, Confidence, DocStatus, DocumentInfo, SearchHit, Turn  # noqa: E402
 from .api import create_app  # noqa: E402
 from .deps import AssistantHolder  # noqa: E402
-from .feedback import FeedbackStore  # noqa: E402
+from .feedback import FeedbackStorageError, FeedbackStore, FeedbackTooLargeError  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -542,13 +542,23 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
         turn = _rated_turn(messages, data.index, recent)
         if turn is None:
             return None, gr.update(visible=False), ""
-        entry = store.add("like" if data.liked else "dislike", turn.question, turn.answer, turn.clause_ids)
+        try:
+            entry = store.add("like" if data.liked else "dislike", turn.question, turn.answer, turn.clause_ids)
+        except (FeedbackStorageError, FeedbackTooLargeError) as exc:
+            logger.warning("feedback not stored: %s", exc)
+            gr.Warning("反馈暂时无法保存，请稍后再试。")
+            return None, gr.update(visible=False), ""
         gr.Info("感谢反馈！可在下方补充原因（可选）。")
         return entry.id, gr.update(visible=True), ""
 
     def on_reason(feedback_id: str | None, reason: str):
         if feedback_id and reason.strip():
-            store.add_reason(feedback_id, reason)
+            try:
+                store.add_reason(feedback_id, reason)
+            except (FeedbackStorageError, FeedbackTooLargeError) as exc:
+                logger.warning("feedback reason not stored: %s", exc)
+                gr.Warning("原因暂时无法保存（过长或存储不可写），请精简后再试。")
+                return feedback_id, gr.update(visible=True), reason
             gr.Info("原因已记录，谢谢！")
         return None, gr.update(visible=False), ""
 
