@@ -226,3 +226,19 @@ def test_a_text_that_repeals_a_doc_number_is_that_documents_new_version(kb_setti
     assert base.preview("other.docx", write_docx(tmp_path / "o.docx", unrelated).read_bytes())[1].replaces is None
     second = base.add("v2.docx", write_docx(tmp_path / "v2.docx", renamed).read_bytes(), rebuild).preview
     assert second.title == "厦门市中小企业融资贴息实施办法" and second.replaces == first.doc_id
+
+
+def test_an_earlier_text_uploaded_after_its_revision_is_kept_as_the_old_version(kb_settings: Settings, rebuild,
+                                                                                 tmp_path: Path) -> None:
+    base = KnowledgeBase(kb_settings)
+    current = base.add("2024.docx", write_docx(tmp_path / "a.docx", LOCAL_NOTICE).read_bytes(), rebuild).preview
+    earlier = [line.replace("首贷续贷贴息办法", "首贷续贷贴息办法（2022年版）", 1) if i == 0 else
+               line.replace("2024年3月1日起施行", "2022年3月1日起施行").replace("最高五十万元", "最高三十万元")
+               for i, line in enumerate(LOCAL_NOTICE)]
+    old = base.add("2022.docx", write_docx(tmp_path / "b.docx", earlier).read_bytes(), rebuild).preview
+    assert old.superseded_by == current.doc_id and old.replaces is None
+    assert any("旧版本" in w for w in old.warnings)
+    listed = {d.doc_id: d for d in base.documents()}
+    assert listed[current.doc_id].status.value == "in_force" and listed[old.doc_id].status.value == "superseded"
+    assert cited(kb_settings, "中小企业首贷贴息最高多少？")[0] == f"{current.doc_id}#3"
+    assert cited(kb_settings, "中小企业首贷贴息最高多少？", as_of=date(2023, 1, 1))[0] == f"{old.doc_id}#3"

@@ -70,6 +70,7 @@ class Preview(BaseModel):
     first_labels: list[str]
     last_labels: list[str]
     replaces: str | None = None  # an earlier version this one supersedes
+    superseded_by: str | None = None  # a later version already present: this one is added as superseded
     warnings: list[str]
 
 
@@ -136,13 +137,20 @@ class KnowledgeBase:
         if len(data) > self.max_bytes:
             raise IngestError(f"文件过大（{len(data) / 1048576:.1f} MB），上限为 {self.max_bytes / 1048576:.0f} MB", 413)
         existing = {m.doc_id: m for m in self._metas()}
+        taken = {path.stem for path in self._paths(include_retired=True)}  # retired ids stay taken
         document = ingest(name, data, "pending", self.today())
-        wanted = valid_doc_id(doc_id) if doc_id else _suggest_doc_id(document.meta, existing)
-        replaces = self._earlier_version(document.meta, existing, "\n".join(document.body))
-        meta = document.meta.model_copy(update={"doc_id": wanted})
-        if doc_id and doc_id in existing:
-            raise IngestError(f"编号 {doc_id} 已被《{existing[doc_id].title}》使用：请换一个编号，"
-                              "或不填编号以作为新版本添加")
+        wanted = valid_doc_id(doc_id) if doc_id else _suggest_doc_id(document.meta, taken)
+        if doc_id and doc_id in taken:
+            raise IngestError(f"编号 {doc_id} 已被使用（含已下架文件）：请换一个编号，或不填编号以作为新版本添加")
+        version_of = self._earlier_version(document.meta, existing, "\n".join(document.body))
+        replaces, superseded_by, meta = None, None, document.meta.model_copy(update={"doc_id": wanted})
+        if version_of is not None and _older(meta, version_of):
+            # An earlier text uploaded after its revision: kept for --as-of, superseded from the start.
+            superseded_by = version_of.doc_id
+            meta = meta.model_copy(update={"status": DocStatus.superseded, "superseded_by": version_of.doc_id,
+                                           "superseded_on": version_of.effective_date()})
+        elif version_of is not None:
+            replaces = version_of
         document.meta = meta
         document.clauses = [c.model_copy(update={"doc_id": wanted, "clause_id": c.clause_id.replace("pending#", f"{wanted}#", 1)})
                             for c in document.clauses]
@@ -151,13 +159,16 @@ class KnowledgeBase:
             document.warnings.insert(0, f"与已收录的《{duplicate.title}》（{duplicate.doc_id}）正文相同，可能是重复上传")
         if replaces is not None:
             document.warnings.append(f"将作为《{replaces.title}》的新版本添加，原版本（{replaces.doc_id}）标为“已被修订/取代”")
+        if superseded_by is not None:
+            document.warnings.append(f"该文件早于已收录的《{version_of.title}》（{superseded_by}），将作为旧版本添加，"
+                                     "仅在按日期查询（--as-of）时引用")
         labels = [c.label for c in document.clauses]
         return document, Preview(
             doc_id=wanted, file_name=name, sha256=document.sha256, title=meta.title, doc_number=meta.doc_number,
             issuer=meta.issuer, category=meta.category, kind=meta.kind, promulgated=meta.promulgated,
             effective=meta.effective, valid_until=meta.valid_until, status=meta.status_on(self.today()),
             clause_count=len(labels), first_labels=labels[:PREVIEW_LABELS], last_labels=labels[-PREVIEW_LABELS:],
-            replaces=replaces.doc_id if replaces else None, warnings=document.warnings,
+            replaces=replaces.doc_id if replaces else None, superseded_by=superseded_by, warnings=document.warnings,
         )
 
     # --- changing ------------------------------------------------------------------------------
@@ -284,7 +295,13 @@ def _with_fields(path: Path, **fields: object) -> str:
     return "---\n" + yaml.safe_dump(values, allow_unicode=True, sort_keys=False, width=1000) + "---\n" + body
 
 
-def _suggest_doc_id(meta: DocumentMeta, existing: dict[str, DocumentMeta]) -> str:
+def _older(meta: DocumentMeta, other: DocumentMeta) -> bool:
+    """Whether `meta` took effect before `other` (both dates known)."""
+    mine, theirs = meta.effective_date(), other.effective_date()
+    return bool(mine and theirs and mine < theirs)
+
+
+def _suggest_doc_id(meta: DocumentMeta, taken: set[str]) -> str:
     """A readable id in the corpus's style: the title's pinyin (the first syllables), plus the year."""
     try:
         from pypinyin import lazy_pinyin
@@ -297,7 +314,7 @@ def _suggest_doc_id(meta: DocumentMeta, existing: dict[str, DocumentMeta]) -> st
     candidate = f"{stem}-{year}" if year else stem
     n = 2
     unique = candidate
-    while unique in existing:
+    while unique in taken:
         unique, n = f"{candidate}-{n}", n + 1
     return unique
 
