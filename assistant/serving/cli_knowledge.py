@@ -37,6 +37,8 @@ def print_preview(preview) -> None:  # noqa: ANN001 - a library.Preview
     ]
     if preview.replaces:
         rows.append(("取代", preview.replaces))
+    if preview.superseded_by:
+        rows.append(("已被取代（旧版本）", preview.superseded_by))
     for label, value in rows:
         typer.echo(f"  {label}：{value}")
     for warning in preview.warnings:
@@ -77,7 +79,7 @@ def register_knowledge_commands(app: typer.Typer) -> None:
             fail(f"{exc}\n知识库和索引均未改动。")
         except KeyboardInterrupt:
             fail("已中断，知识库和索引均未改动。", code=130)
-        action = "新版本" if result.preview.replaces else "新文件"
+        action = "新版本" if result.preview.replaces else "旧版本" if result.preview.superseded_by else "新文件"
         typer.echo(f"已添加{action}《{result.preview.title}》（{result.preview.doc_id}），索引现有 {result.clauses_in_index} 条条文。")
 
     @app.command()

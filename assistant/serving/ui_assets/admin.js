@@ -87,6 +87,7 @@
       ["有效期至", preview.valid_until], ["条文数", preview.clause_count],
       ["首尾条文", `${preview.first_labels.join("、")} … ${preview.last_labels.join("、")}`],
       ["取代", preview.replaces],
+      ["已被取代（旧版本）", preview.superseded_by],
     ];
     const list = document.createElement("dl");
     for (const [label, value] of rows) {
