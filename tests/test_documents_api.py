@@ -125,7 +125,7 @@ def test_a_new_version_then_its_retirement(admin_server: LiveServer, tmp_path: P
 
 def test_bad_uploads_get_their_status_and_change_nothing(admin_server: LiveServer) -> None:
     records = httpx.get(admin_server.base_url + "/api/documents/-/records", timeout=30).json()
-    too_big = upload(admin_server, "big.txt", "第一条 内容。\n".encode() * 200_000, confirm="true")
+    too_big = upload(admin_server, "big.pdf", b"%PDF-1.7\n" + b"0" * (50 * 1024 * 1024), confirm="true")  # 50 MB
     assert too_big.status_code == 413 and "上限" in too_big.json()["detail"]
     scanned = upload(admin_server, "empty.pdf", b"", confirm="true")
     assert scanned.status_code == 422 and "知识库未改动" in scanned.json()["detail"]
