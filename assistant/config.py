@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(30.0, gt=0)
 
     # Serving.
-    feedback_path: Path = Field(PROJECT_ROOT / "feedback.jsonl")
+    feedback_path: Path = Field(PROJECT_ROOT / "feedback.jsonl", description="legacy JSONL, imported once into db_path")
     cors_origins: list[str] = Field(default_factory=list)
 
     # Access and limits (HTTP API; see assistant/serving/security.py and ratelimit.py).

@@ -51,13 +51,17 @@ class LiveServer:
         self.args = args  # extra `serve` options, such as --nginx
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        # Each server has its own database (feedback, change history), never the project's; the
+        # feedback JSONL is only read, as the legacy file imported once.
+        self.db_path = Path(env.get("POLICY_QA_DB_PATH", workdir / "policy_qa.sqlite3"))
         self.feedback_path = workdir / "feedback.jsonl"
         self.log_path = workdir / f"serve-{self.port}.log"
-        self.env = clean_env(
-            POLICY_QA_INDEX_DIR=str(index_dir),
-            POLICY_QA_FEEDBACK_PATH=str(self.feedback_path),
+        self.env = clean_env(**{
+            "POLICY_QA_INDEX_DIR": str(index_dir),
+            "POLICY_QA_FEEDBACK_PATH": str(self.feedback_path),
+            "POLICY_QA_DB_PATH": str(self.db_path),
             **env,
-        )
+        })
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "LiveServer":

@@ -6,6 +6,7 @@ The end-to-end tests against a real uvicorn server are in test_api_server.py.
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ from assistant.serving.openai_api import ChatCall, _stream_chunks
 
 @pytest.fixture
 def no_index_settings(tmp_path: Path) -> Settings:
-    return Settings(index_dir=tmp_path / "no-index", feedback_path=tmp_path / "feedback.jsonl")
+    return Settings(index_dir=tmp_path / "no-index", feedback_path=tmp_path / "feedback.jsonl",
+                    db_path=tmp_path / "policy_qa.sqlite3")
 
 
 @pytest.fixture
@@ -65,8 +67,9 @@ def test_feedback_works_without_an_index(no_index_client: TestClient, no_index_s
         "/api/feedback", json={"rating": "dislike", "question": "简易注销怎么办理？", "answer": "……", "reason": "太短"}
     )
     assert response.status_code == 201
-    stored = FeedbackStore(no_index_settings.feedback_path).list()
+    stored = FeedbackStore(no_index_settings.db_path).list()
     assert [(e.rating, e.reason, e.source) for e in stored] == [("dislike", "太短", "api")]
+    assert not no_index_settings.feedback_path.exists()  # the legacy JSONL is never written
 
 
 @pytest.mark.parametrize(
@@ -93,25 +96,26 @@ def test_validation_message_names_the_field_path() -> None:
 
 
 def test_feedback_store_survives_reopen_and_folds_reasons(tmp_path: Path) -> None:
-    path = tmp_path / "sub" / "feedback.jsonl"
+    path = tmp_path / "sub" / "policy_qa.sqlite3"
     first = FeedbackStore(path).add("like", "问1", "答1 [1]", ["doc#1"])
     second = FeedbackStore(path).add("dislike", "问2", "答2", [])
     FeedbackStore(path).add_reason(second.id, "  引用不对  ")
+    FeedbackStore(path).add_reason(second.id, "  引用的条款不对  ")  # the newest reason wins
     FeedbackStore(path).add_reason(first.id, "   ")  # blank reasons are ignored
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write('{"kind": "rating", "torn')  # a crash mid-line must not hide the rest
+    FeedbackStore(path).add_reason("no-such-id", "无处可挂")  # an unknown id changes nothing
     entries = FeedbackStore(path).list()
     assert [(e.id, e.rating, e.reason, e.clause_ids) for e in entries] == [
         (first.id, "like", None, ["doc#1"]),
-        (second.id, "dislike", "引用不对", []),
+        (second.id, "dislike", "引用的条款不对", []),
     ]
-    lines = path.read_text(encoding="utf-8").splitlines()
-    assert json.loads(lines[0])["question"] == "问1"  # Chinese stored as text, not \\u escapes
-    assert "问1" in lines[0]
+    with sqlite3.connect(path) as connection:
+        question, clause_ids = connection.execute("SELECT question, clause_ids FROM feedback ORDER BY seq").fetchone()
+    assert question == "问1" and json.loads(clause_ids) == ["doc#1"]  # plain columns a maintainer can query
 
 
-def test_feedback_store_lists_nothing_when_file_is_missing(tmp_path: Path) -> None:
-    assert FeedbackStore(tmp_path / "none.jsonl").list() == []
+def test_feedback_store_lists_nothing_when_the_database_is_missing(tmp_path: Path) -> None:
+    assert FeedbackStore(tmp_path / "none.sqlite3").list() == []
+    assert not (tmp_path / "none.sqlite3").exists()
 
 
 # A failure after the stream has begun must end it with an error event, not a dropped connection.
@@ -140,7 +144,8 @@ def test_index_built_after_start_is_picked_up(index_settings: Settings, tmp_path
 
     monkeypatch.setattr(assistant.serving.deps, "RELOAD_RETRY_S", 0.0)
     settings = index_settings.model_copy(update={"index_dir": tmp_path / "index",
-                                                 "feedback_path": tmp_path / "feedback.jsonl"})
+                                                 "feedback_path": tmp_path / "feedback.jsonl",
+                                                 "db_path": tmp_path / "policy_qa.sqlite3"})
     with TestClient(create_app(settings)) as client:
         assert client.get("/healthz").status_code == 503
         shutil.copytree(index_settings.index_dir, settings.index_dir)  # what `policy-qa build` leaves
@@ -149,16 +154,20 @@ def test_index_built_after_start_is_picked_up(index_settings: Settings, tmp_path
         assert health.json()["index"]["clauses"] > 0
 
 
-def test_feedback_survives_a_torn_line_and_a_damaged_byte(tmp_path: Path) -> None:
-    store = FeedbackStore(tmp_path / "feedback.jsonl")
-    first = store.add("like", "第一条反馈", "答")
-    with store.path.open("ab") as fh:
-        fh.write(b'{"kind": "rating", "id": "torn", "rating": "li')  # a crash mid-write
-    second = store.add("dislike", "第二条反馈", "答")
-    with store.path.open("ab") as fh:
-        fh.write(b'{"kind": "rating", "question": "\xff\xfe"}\n')  # not UTF-8
-    third = store.add("like", "第三条反馈", "答")
-    assert [e.id for e in store.list()] == [first.id, second.id, third.id]
+def test_legacy_feedback_survives_a_torn_line_and_a_damaged_byte(tmp_path: Path) -> None:
+    """The JSONL a crash left behind is imported line by line: the damaged lines only are lost."""
+    legacy = tmp_path / "feedback.jsonl"
+
+    def rating(id_: str) -> bytes:
+        return json.dumps({"kind": "rating", "id": id_, "created_at": "2024-05-01T08:00:00+00:00", "rating": "like",
+                           "question": f"反馈{id_}", "answer": "答"}, ensure_ascii=False).encode() + b"\n"
+
+    legacy.write_bytes(rating("first") + b'{"kind": "rating", "id": "torn", "rating": "li\n'  # a crash mid-write
+                       + rating("second") + b'{"kind": "rating", "question": "\xff\xfe"}\n'  # not UTF-8
+                       + rating("third") + b'{"kind": "rating", "id": "torn2", "ra')  # a torn last line
+    store = FeedbackStore(tmp_path / "policy_qa.sqlite3", legacy_path=legacy)
+    fourth = store.add("like", "第四条反馈", "答")
+    assert [e.id for e in store.list()] == ["first", "second", "third", fourth.id]
 
 
 def test_policy_uploads_are_not_held_to_the_64_kb_api_limit(no_index_settings: Settings) -> None:

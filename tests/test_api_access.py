@@ -3,13 +3,12 @@
 Two servers, each configured the way an operator would through the environment:
 - `keyed`: POLICY_QA_API_KEYS with two keys and a tiny write limit (2 per minute), so the limit is
   reached by counting requests, not by waiting;
-- `writes_only`: a key that guards writes only, a tiny read limit, and a feedback path that is a
-  directory (storage that cannot be written).
+- `writes_only`: a key that guards writes only, a tiny read limit, and a database path that is a
+  directory (feedback storage that cannot be written).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import httpx
@@ -18,6 +17,7 @@ import pytest
 from live_server import LiveServer
 
 from assistant.config import Settings
+from assistant.serving.feedback import FeedbackStore
 
 QUESTION = "简易注销怎么办理？"
 KEY_A, KEY_B = "key-alpha-0123456789", "key-beta-9876543210"
@@ -45,9 +45,9 @@ def writes_only(index_settings: Settings, tmp_path_factory: pytest.TempPathFacto
     workdir = tmp_path_factory.mktemp("writes-only")
     server = LiveServer(workdir, index_settings.index_dir, POLICY_QA_API_KEYS=KEY_A,
                         POLICY_QA_API_KEYS_FOR_READS="false", POLICY_QA_RATE_LIMIT_READS=f"{READ_LIMIT}/minute")
-    unwritable = workdir / "feedback-is-a-directory"
+    unwritable = workdir / "database-is-a-directory"
     unwritable.mkdir()
-    server.env["POLICY_QA_FEEDBACK_PATH"] = str(unwritable)
+    server.env["POLICY_QA_DB_PATH"] = str(unwritable)
     server.start()
     yield server
     server.stop()
@@ -131,8 +131,7 @@ def test_writes_are_rate_limited_per_key_with_retry_after(keyed: LiveServer) -> 
     assert httpx.post(url, json=FEEDBACK, headers=bearer(KEY_B), timeout=30).status_code == 201
     # Reads are not limited by default, even for the limited key.
     assert httpx.get(keyed.base_url + "/api/documents", headers=bearer(KEY_A), timeout=30).status_code == 200
-    stored = [json.loads(line) for line in keyed.feedback_path.read_text(encoding="utf-8").splitlines()]
-    assert len(stored) == WRITE_LIMIT + 1
+    assert len(FeedbackStore(keyed.db_path).list()) == WRITE_LIMIT + 1
 
 
 def test_reads_can_be_limited_too_and_v1_gets_the_openai_shape(writes_only: LiveServer) -> None:
@@ -157,7 +156,7 @@ def test_unwritable_feedback_storage_is_a_clear_503_and_healthz_says_so(writes_o
     assert response.status_code == 503
     detail = response.json()["detail"]
     assert "反馈暂时无法保存" in detail and "目录" in detail
-    assert str(writes_only.env["POLICY_QA_FEEDBACK_PATH"]) not in response.text  # no server paths in replies
+    assert str(writes_only.env["POLICY_QA_DB_PATH"]) not in response.text  # no server paths in replies
     health = httpx.get(writes_only.base_url + "/healthz", timeout=30)
     assert health.status_code == 200  # questions are still answered
     body = health.json()

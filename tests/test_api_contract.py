@@ -35,7 +35,8 @@ from assistant.serving.api import create_app  # noqa: E402
 EXAMPLES_PER_OPERATION = 12
 
 # Default settings, as the session server runs (nothing here is loaded or written: only the schema).
-SPEC = create_app(Settings(_env_file=None, index_dir=Path("/nonexistent"), feedback_path=Path("/nonexistent"))).openapi()
+SPEC = create_app(Settings(_env_file=None, index_dir=Path("/nonexistent"), feedback_path=Path("/nonexistent"),
+                          db_path=Path("/nonexistent"))).openapi()
 # A schema-violating request must be refused: schemathesis's list of refusals, plus 413, what a body
 # over the size limit gets (the generator builds deep, wide bodies).
 REFUSALS = [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429, "5xx"]

@@ -100,7 +100,8 @@ def test_index_age_comes_from_the_manifest(http: httpx.Client) -> None:
 
 
 def test_without_an_index_the_age_is_minus_one(tmp_path: Path) -> None:
-    app = create_app(Settings(_env_file=None, index_dir=tmp_path / "none", feedback_path=tmp_path / "f.jsonl"))
+    app = create_app(Settings(_env_file=None, index_dir=tmp_path / "none", feedback_path=tmp_path / "f.jsonl",
+                              db_path=tmp_path / "policy_qa.sqlite3"))
     with running(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
         samples = scrape(http)
     assert value(samples, "policy_qa_index_loaded") == 0
@@ -139,7 +140,7 @@ def llm() -> Iterator[ScriptedLLMServer]:
 def llm_settings(index_dir: Path, url: str, model: str, tmp: Path) -> Settings:
     # 5 s: the scripted server answers at once; this only bounds a hang.
     return Settings(_env_file=None, index_dir=index_dir, llm_base_url=url, llm_model=model, llm_timeout_s=5.0,
-                    feedback_path=tmp / "feedback.jsonl")
+                    feedback_path=tmp / "feedback.jsonl", db_path=tmp / "policy_qa.sqlite3")
 
 
 def test_llm_calls_and_fallbacks_are_counted(index_settings: Settings, llm: ScriptedLLMServer,

@@ -10,6 +10,7 @@ import json
 import re
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -316,11 +317,12 @@ def test_feedback_is_stored_and_listed_by_the_cli(http: httpx.Client, server: Li
         "clause_ids": [REG_33], "reason": "引用不对",
     })
     assert response.status_code == 201
-    stored = [e for e in FeedbackStore(server.feedback_path).list() if e.question == "API 反馈测试问题"]
+    stored = [e for e in FeedbackStore(server.db_path).list() if e.question == "API 反馈测试问题"]
     assert [(e.rating, e.reason, e.clause_ids, e.source) for e in stored] == [("dislike", "引用不对", [REG_33], "api")]
     listed = subprocess.run(cli_command("feedback", "--json"), env=server.env, capture_output=True,
                             text=True, check=True, cwd=Path(__file__).resolve().parent.parent).stdout
     assert any(json.loads(line)["id"] == response.json()["id"] for line in listed.splitlines())
+    assert not server.feedback_path.exists()  # the legacy JSONL is never written
 
 
 def test_cors_allows_only_the_configured_origin(http: httpx.Client) -> None:
@@ -343,7 +345,8 @@ def test_an_unexpected_error_is_a_json_500_and_the_connection_stays_usable(tmp_p
     from assistant.config import Settings
     from assistant.serving.api import create_app
 
-    app = create_app(Settings(_env_file=None, index_dir=tmp_path / "none", feedback_path=tmp_path / "f.jsonl"))
+    app = create_app(Settings(_env_file=None, index_dir=tmp_path / "none", feedback_path=tmp_path / "f.jsonl",
+                              db_path=tmp_path / "policy_qa.sqlite3"))
 
     @app.get("/api/boom")
     def boom() -> None:
@@ -407,11 +410,18 @@ def test_every_request_has_an_id_and_one_json_log_line(http: httpx.Client, serve
     assert given.headers["x-request-id"] == "hotline-42.a"
     made = http.get("/healthz", headers={"X-Request-ID": "not an id; DROP"})
     assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
-    records = {}
-    for line in server.output().splitlines():
-        if line.startswith("{") and '"request_id"' in line:
-            record = json.loads(line)
-            records[record["request_id"]] = record
+    def logged() -> dict[str, dict]:
+        records = {}
+        for line in server.output().splitlines():
+            if line.startswith("{") and '"request_id"' in line:
+                record = json.loads(line)
+                records[record["request_id"]] = record
+        return records
+
+    deadline = time.monotonic() + 30  # the line is written once the response is sent; a hang guard only
+    while made.headers["x-request-id"] not in logged() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    records = logged()
     asked = records["hotline-42.a"]
     assert asked["route"] == "/api/ask" and asked["status"] == 200 and asked["method"] == "POST"
     assert asked["confidence"] == "high" and asked["abstained"] is False and asked["latency_ms"] >= 0
@@ -420,7 +430,7 @@ def test_every_request_has_an_id_and_one_json_log_line(http: httpx.Client, serve
 
 @pytest.mark.parametrize(("method", "path", "allow"), [("GET", "/api/ask", "POST"), ("POST", "/healthz", "GET"),
                                                        ("PUT", "/v1/chat/completions", "POST"),
-                                                       ("DELETE", "/api/documents", "GET")])
+                                                       ("DELETE", "/api/documents", "GET, POST")])
 def test_a_wrong_method_is_a_405_that_names_the_right_one(http: httpx.Client, method: str, path: str,
                                                           allow: str) -> None:
     response = http.request(method, path)

@@ -264,7 +264,8 @@ def client(index_dir: Path, server: ScriptedLLMServer, tmp_path_factory: pytest.
     from assistant.serving.api import create_app
 
     settings = settings_for(index_dir, server.url, "invented-number").model_copy(
-        update={"feedback_path": tmp_path_factory.mktemp("fb") / "feedback.jsonl"})
+        update={"feedback_path": (fb := tmp_path_factory.mktemp("fb")) / "feedback.jsonl",
+                "db_path": fb / "policy_qa.sqlite3"})
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -329,7 +330,8 @@ def ui_url(index_dir: Path, server: ScriptedLLMServer, tmp_path_factory: pytest.
     from assistant.serving.webui import build_server
 
     settings = settings_for(index_dir, server.url, "invented-number").model_copy(
-        update={"feedback_path": tmp_path_factory.mktemp("ui") / "feedback.jsonl"})
+        update={"feedback_path": (ui := tmp_path_factory.mktemp("ui")) / "feedback.jsonl",
+                "db_path": ui / "policy_qa.sqlite3"})
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -255,9 +255,9 @@ def test_example_click_then_dislike_with_a_reason_is_stored(page: Page, server: 
     page.locator('#chatbot button[aria-label="踩"], #chatbot button[aria-label="Dislike"]').last.click()
 
     def stored() -> list[FeedbackEntry]:
-        return [e for e in FeedbackStore(server.feedback_path).list() if e.question == EXAMPLE]
+        return [e for e in FeedbackStore(server.db_path).list() if e.question == EXAMPLE]
 
-    entry = wait_for(stored, "the dislike in the feedback file")[-1]
+    entry = wait_for(stored, "the dislike in the feedback database")[-1]
     assert entry.rating == "dislike" and entry.source == "ui"
     assert REG_33 in entry.clause_ids and "[1]" in entry.answer
 

@@ -27,7 +27,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..config import Settings, get_settings
 from ..errors import IndexError_, PolicyQAError
@@ -135,6 +135,13 @@ class HistoryTurn(BaseModel):
     content: str = Field(max_length=MAX_TURN_CHARS)
 
 
+def iso_date_text(value: object) -> object:
+    """Only a "YYYY-MM-DD" string is a day here (pydantic would read a number as a Unix timestamp)."""
+    if value is not None and not isinstance(value, (str, date)):
+        raise ValueError("日期请写成 YYYY-MM-DD 格式的字符串，例如 \"2021-01-01\"")
+    return value
+
+
 class AskRequest(BaseModel):
     """A question. Fields named in FORWARDED_FIELDS (e.g. `mode`) go to `Assistant.ask` if it takes them."""
 
@@ -151,7 +158,8 @@ class AskRequest(BaseModel):
         None, description="回答模式：extractive（摘录条文原句）或 generative（大模型生成，逐句核对引用）；"
         "不填时，配置了大模型则为 generative，否则为 extractive",
     )
-    as_of: date | None = Field(None, description="按该日（YYYY-MM-DD）有效的文件版本作答；不填时按现行版本")
+    as_of: Annotated[date | None, BeforeValidator(iso_date_text)] = Field(
+        None, description="按该日（YYYY-MM-DD）有效的文件版本作答；不填时按现行版本")
 
 
 @dataclass
@@ -177,7 +185,7 @@ class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"] = Field(
         description="ok：可以回答；degraded：可以回答，但有部分功能不可用（如反馈无法保存）")
     index: dict[str, Any] = Field(description="索引清单摘要：语料哈希、模型、数量、构建时间")
-    storage: dict[str, StorageHealth] = Field(default_factory=dict, description="存储是否可写（feedback：反馈文件）")
+    storage: dict[str, StorageHealth] = Field(default_factory=dict, description="存储是否可写（feedback：反馈数据库）")
 
 
 class ClauseDetail(BaseModel):
@@ -301,7 +309,7 @@ def feedback(body: FeedbackRequest, request: Request) -> FeedbackEntry:
     except FeedbackStorageError as exc:
         logger.error("feedback could not be stored at %s: %s", store.path, exc.strerror)  # the path: log only
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                            detail=f"反馈暂时无法保存：{exc.strerror}。请联系管理员检查 POLICY_QA_FEEDBACK_PATH") from None
+                            detail=f"反馈暂时无法保存：{exc.strerror}。请联系管理员检查 POLICY_QA_DB_PATH") from None
 
 
 class HealthUnavailable(ErrorBody):
@@ -378,7 +386,9 @@ def create_app(settings: Settings | None = None, holder: AssistantHolder | None 
     )
     app.state.settings = settings
     app.state.holder = holder
-    app.state.feedback = FeedbackStore(settings.feedback_path, settings.feedback_max_bytes)
+    # Feedback lives in the SQLite database; the old JSONL (feedback_path) is imported once, on first use.
+    app.state.feedback = FeedbackStore(settings.db_path, settings.feedback_max_bytes,
+                                       legacy_path=settings.feedback_path)
     app.state.metrics = metrics_ = Metrics(lambda: holder.current)
 
     # Middleware, innermost first (each add_middleware wraps everything added before it):

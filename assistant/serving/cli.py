@@ -281,16 +281,19 @@ def feedback(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object per line")] = False,
 ) -> None:
     """List the like/dislike feedback given in the UI and API (newest last)."""
-    from .feedback import FeedbackStore
+    from .feedback import FeedbackStorageError, FeedbackStore
 
     settings = get_settings()
-    entries = FeedbackStore(settings.feedback_path).list()
+    try:  # the first use also imports the legacy POLICY_QA_FEEDBACK_PATH file, once
+        entries = FeedbackStore(settings.db_path, legacy_path=settings.feedback_path).list()
+    except FeedbackStorageError as exc:
+        fail(f"无法读取反馈数据库（{settings.db_path}）：{exc.strerror}")
     if as_json:
         for entry in entries:
             typer.echo(entry.model_dump_json())
         return
     if not entries:
-        typer.echo(f"还没有反馈（{settings.feedback_path}）。")
+        typer.echo(f"还没有反馈（{settings.db_path}）。")
         return
     for entry in entries:
         mark = "👍" if entry.rating == "like" else "👎"
@@ -301,7 +304,7 @@ def feedback(
         if entry.reason:
             typer.echo(f"    原因：{entry.reason}")
     likes = sum(e.rating == "like" for e in entries)
-    typer.echo(f"\n共 {len(entries)} 条：👍 {likes}，👎 {len(entries) - likes}（{settings.feedback_path}）")
+    typer.echo(f"\n共 {len(entries)} 条：👍 {likes}，👎 {len(entries) - likes}（{settings.db_path}）")
 
 
 register_knowledge_commands(app)
