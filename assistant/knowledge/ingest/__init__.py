@@ -62,10 +62,11 @@ class IngestedDocument:
         return front_matter(meta or self.meta) + self.body_text()
 
 
-def front_matter(meta: DocumentMeta, extra: dict | None = None) -> str:
+def front_matter(meta: DocumentMeta) -> str:
+    """The YAML block a corpus file starts with (the doc id is the file name, so it is left out)."""
     fields = meta.model_dump(mode="json", exclude={"doc_id"}, exclude_none=True)
-    fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fields.items() if v != []}
-    body = yaml.safe_dump({**fields, **(extra or {})}, allow_unicode=True, sort_keys=False, width=1000)
+    fields = {k: v for k, v in fields.items() if v != []}
+    body = yaml.safe_dump(fields, allow_unicode=True, sort_keys=False, width=1000)
     return f"---\n{body}---\n"
 
 
