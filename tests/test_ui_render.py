@@ -8,18 +8,18 @@ from __future__ import annotations
 import re
 
 from assistant.schema import Answer, Citation, Confidence, DocStatus, DocumentInfo
-from assistant.serving.webui import (
+from assistant.serving.ui_render import (
     answer_blocks,
     answer_html,
     basis_line,
     documents_html,
-    history_turns,
     plain_text,
     quoted_places,
     quoted_ranges,
     reply_text,
     short_title,
 )
+from assistant.serving.webui import history_turns
 
 ART_240 = ("公司在存续期间未产生债务，或者已清偿全部债务的，经全体股东承诺，可以按照规定通过简易程序注销公司登记。\n"
            "通过简易程序注销公司登记，应当通过国家企业信用信息公示系统予以公告，公告期限不少于二十日。公告期限届满后，"
