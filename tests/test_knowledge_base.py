@@ -4,6 +4,7 @@ changes nothing. Each test works on its own copy of the corpus and the built ind
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -242,3 +243,20 @@ def test_an_earlier_text_uploaded_after_its_revision_is_kept_as_the_old_version(
     assert listed[current.doc_id].status.value == "in_force" and listed[old.doc_id].status.value == "superseded"
     assert cited(kb_settings, "中小企业首贷贴息最高多少？")[0] == f"{current.doc_id}#3"
     assert cited(kb_settings, "中小企业首贷贴息最高多少？", as_of=date(2023, 1, 1))[0] == f"{old.doc_id}#3"
+
+
+def test_after_a_change_the_scope_model_is_refitted_and_the_rest_carried_over(
+        kb_settings: Settings, rebuild, assistant: Assistant, tmp_path: Path) -> None:
+    from assistant.answering.tuning import Tuning
+    from assistant.evaluation.tuning import refit_scope
+
+    before = Tuning.load(kb_settings.index_dir)
+    KnowledgeBase(kb_settings).add("n.docx", write_docx(tmp_path / "n.docx", LOCAL_NOTICE).read_bytes(), rebuild)
+    carried = Tuning.load(kb_settings.index_dir)
+    assert carried.report["carried_over"] is True and carried.scope == before.scope
+    refitted = refit_scope(kb_settings, assistant.embeddings)
+    manifest = json.loads((kb_settings.index_dir / "manifest.json").read_text())
+    assert refitted.report["scope_refit_for"] == manifest["corpus_hash"]
+    assert refitted.report["scope"]["rows"] > 0 and 0 <= refitted.report["scope"]["cv_abstention_recall"] <= 1
+    assert (refitted.fusion, refitted.ranker, refitted.spans) == (before.fusion, before.ranker, before.spans)
+    assert Tuning.load(kb_settings.index_dir) == refitted  # written where the server reads it

@@ -119,8 +119,8 @@ def build_tuned_index(settings, embeddings, progress: bool = True,  # noqa: ANN0
 def build_updated_index(settings, embeddings):  # noqa: ANN001, ANN201 - an IndexManifest
     """The index after a knowledge-base change, fast: only new texts are embedded, BM25 and the word
     statistics the scope signals read are recomputed from the new corpus, and the fitted constants are
-    carried over from the previous index (marked `carried_over`, so the next `policy-qa build` refits
-    them; one document among twenty-odd moves them little, and refitting takes ~30 s)."""
+    carried over from the previous index (marked `carried_over`); `refit_scope` then recalibrates the
+    scope model, and the next `policy-qa build` refits everything (~30 s)."""
     from ..knowledge.store import build_index
 
     previous = Tuning.load_if_present(settings.index_dir)
@@ -131,6 +131,24 @@ def build_updated_index(settings, embeddings):  # noqa: ANN001, ANN201 - an Inde
             previous.model_copy(update={"report": report}).save(staging)
 
     return build_index(settings, embeddings, progress=False, finalize=carry_over)
+
+
+def refit_scope(settings, embeddings) -> Tuning:  # noqa: ANN001
+    """The abstention calibration after a knowledge-base change: the scope model refitted by
+    cross-validation on the new index (~10 s), fusion, ranker and span weights kept. It runs after the
+    new index is already serving (so a change is served within the update's time) and writes
+    index/tuning.json atomically; a running server reloads when that file changes."""
+    from ..knowledge.store import load_index
+    from ..service import Assistant
+
+    index = load_index(settings)
+    current = Tuning.load(settings.index_dir)
+    scope, scope_report = _tune_scope(Assistant(settings, index, embeddings, tuning=current), dev_questions())
+    report = {**current.report, "scope": scope_report, "carried_over": ["fusion", "ranker", "spans"],
+              "scope_refit_for": index.manifest.corpus_hash}
+    refitted = current.model_copy(update={"scope": scope, "report": report})
+    refitted.save(settings.index_dir)
+    return refitted
 
 
 def tune(assistant, eval_dir=EVAL_DIR, progress: Callable[[str], None] = lambda _: None) -> Tuning:  # noqa: ANN001

@@ -234,6 +234,12 @@ class KnowledgeBase:
             raise
 
     @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the knowledge base's change lock (e.g. while recalibrating after a change)."""
+        with self._locked():
+            yield
+
+    @contextmanager
     def _locked(self) -> Iterator[None]:
         self.corpus_dir.mkdir(parents=True, exist_ok=True)
         with (self.corpus_dir / LOCK_FILE).open("w") as handle:

@@ -17,13 +17,33 @@ from ..errors import PolicyQAError
 from .console import fail, stop_on_sigterm
 
 
-def index_rebuilder(settings):  # noqa: ANN001, ANN201 - heavy imports stay out of `--help`
+def index_rebuilder(settings, embeddings):  # noqa: ANN001, ANN201 - heavy imports stay out of `--help`
     """The `rebuild` a knowledge-base change calls: the fast update (see build_updated_index)."""
     from ..evaluation.tuning import build_updated_index
+
+    return lambda: build_updated_index(settings, embeddings).clauses
+
+
+def recalibrate(base, settings, embeddings) -> None:  # noqa: ANN001
+    """Refit the scope model on the changed corpus, after the change is already served."""
+    from ..evaluation.tuning import refit_scope
+
+    typer.echo("正在按新语料重新校准拒答模型（约 10 秒，期间已可正常问答）…")
+    try:
+        with base.locked():
+            scope = refit_scope(settings, embeddings).report["scope"]
+    except (PolicyQAError, KeyboardInterrupt) as exc:
+        reason = "已中断" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        typer.secho(f"拒答模型未重新校准（{reason}），沿用原参数；可稍后运行 policy-qa tune。", fg=typer.colors.YELLOW)
+        return
+    typer.echo(f"拒答模型已重新校准（交叉验证：低置信比例 {scope['cv_low_confidence_rate']:.3f}，"
+               f"拒答召回 {scope['cv_abstention_recall']:.3f}）。")
+
+
+def load_model(settings):  # noqa: ANN001, ANN201
     from ..knowledge.embeddings import load_embeddings
 
-    embeddings = load_embeddings(settings.embedding_model, settings.embedding_batch_size)
-    return lambda: build_updated_index(settings, embeddings).clauses
+    return load_embeddings(settings.embedding_model, settings.embedding_batch_size)
 
 
 def print_preview(preview) -> None:  # noqa: ANN001 - a library.Preview
@@ -73,14 +93,16 @@ def register_knowledge_commands(app: typer.Typer) -> None:
             typer.echo("已取消，知识库未改动。")
             raise typer.Exit(1)
         stop_on_sigterm()
+        embeddings = load_model(settings)
         try:
-            result = base.add(file.name, data, index_rebuilder(settings), doc_id=doc_id, actor=_actor())
+            result = base.add(file.name, data, index_rebuilder(settings, embeddings), doc_id=doc_id, actor=_actor())
         except PolicyQAError as exc:
             fail(f"{exc}\n知识库和索引均未改动。")
         except KeyboardInterrupt:
             fail("已中断，知识库和索引均未改动。", code=130)
         action = "新版本" if result.preview.replaces else "旧版本" if result.preview.superseded_by else "新文件"
         typer.echo(f"已添加{action}《{result.preview.title}》（{result.preview.doc_id}），索引现有 {result.clauses_in_index} 条条文。")
+        recalibrate(base, settings, embeddings)
 
     @app.command()
     def remove(
@@ -96,13 +118,15 @@ def register_knowledge_commands(app: typer.Typer) -> None:
             typer.echo("已取消，知识库未改动。")
             raise typer.Exit(1)
         stop_on_sigterm()
+        embeddings = load_model(settings)
         try:
-            result = base.retire(doc_id, index_rebuilder(settings), actor=_actor())
+            result = base.retire(doc_id, index_rebuilder(settings, embeddings), actor=_actor())
         except PolicyQAError as exc:
             fail(f"{exc}\n知识库未改动。")
         except KeyboardInterrupt:
             fail("已中断，知识库和索引均未改动。", code=130)
         typer.echo(f"已下架《{result.change.title}》（{doc_id}），索引现有 {result.clauses_in_index} 条条文。")
+        recalibrate(base, settings, embeddings)
 
     @app.command()
     def documents(

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 
+from ..answering.tuning import TUNING_FILE
 from ..config import Settings
 from ..errors import IndexError_, PolicyQAError, QuestionError
 from ..knowledge.store import load_index
@@ -48,7 +49,7 @@ class AssistantHolder:
         self._error: PolicyQAError | None = None
         self._tried_at = 0.0
         self._checked_at = 0.0
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
         self._reloading = False
         self._lock = threading.Lock()
 
@@ -61,12 +62,19 @@ class AssistantHolder:
         """The assistant serving now, without loading or reloading (for metrics and health)."""
         return self._assistant
 
-    def _manifest_stamp(self) -> tuple[int, int] | None:
+    def _manifest_stamp(self) -> tuple[int, ...] | None:
+        """What identifies the index on disk: its manifest, and its tuned constants (a recalibration
+        after a knowledge-base change rewrites tuning.json alone)."""
         try:
             stat = (self.settings.index_dir / "manifest.json").stat()
         except OSError:
             return None
-        return stat.st_ino, stat.st_mtime_ns
+        try:
+            tuning = (self.settings.index_dir / TUNING_FILE).stat()
+            tuning_stamp = (tuning.st_ino, tuning.st_mtime_ns)
+        except OSError:
+            tuning_stamp = (0, 0)
+        return stat.st_ino, stat.st_mtime_ns, *tuning_stamp
 
     def load(self) -> Assistant | None:
         """Load the index now; on failure keep the error (it becomes a 503) and return None."""
@@ -112,7 +120,7 @@ class AssistantHolder:
             self._reloading = True
         threading.Thread(target=self._reload, args=(current, stamp), name="index-reload", daemon=True).start()
 
-    def _reload(self, current: Assistant, stamp: tuple[int, int]) -> None:
+    def _reload(self, current: Assistant, stamp: tuple[int, ...]) -> None:
         try:
             index = load_index(self.settings)
             fresh = Assistant(self.settings, index, current.embeddings)

@@ -8,6 +8,8 @@ so it works alongside API keys in `Authorization`). Without a configured token t
 from __future__ import annotations
 
 import hmac
+import logging
+import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Header, HTTPException, Query, Request, UploadFile
@@ -19,6 +21,7 @@ from ..knowledge.library import ChangeResult, DocumentRecord, KnowledgeBase, Pre
 from .api_errors import ErrorBody
 from .deps import AssistantHolder, get_app_settings, get_holder
 
+logger = logging.getLogger(__name__)
 UPLOAD_CHUNK = 1 << 20  # read uploads a megabyte at a time, so an oversized one is refused early
 
 RESPONSES = {
@@ -47,14 +50,34 @@ def knowledge_base(settings: Annotated[Settings, Depends(get_app_settings)]) -> 
     return KnowledgeBase(settings)
 
 
-def rebuilder(holder: AssistantHolder, settings: Settings):  # noqa: ANN201 - a library.Rebuild
-    """The fast index update, reusing the embedding model the server has loaded."""
-    from ..evaluation.tuning import build_updated_index
+def server_embeddings(holder: AssistantHolder, settings: Settings):  # noqa: ANN201 - an ArrayEmbeddings
+    """The embedding model the server has loaded (loading another would double its memory)."""
     from ..knowledge.embeddings import load_embeddings
 
     current = holder.current
-    embeddings = current.embeddings if current is not None else load_embeddings(settings.embedding_model)
+    return current.embeddings if current is not None else load_embeddings(settings.embedding_model)
+
+
+def rebuilder(embeddings, settings: Settings):  # noqa: ANN001, ANN201 - a library.Rebuild
+    """The fast index update (see build_updated_index)."""
+    from ..evaluation.tuning import build_updated_index
+
     return lambda: build_updated_index(settings, embeddings).clauses
+
+
+def recalibrate_in_background(base: KnowledgeBase, settings: Settings, embeddings) -> None:  # noqa: ANN001
+    """Refit the scope model on the changed corpus after the change is served (~10 s), under the
+    change lock so a second upload waits for it; the server reloads when tuning.json changes."""
+    from ..evaluation.tuning import refit_scope
+
+    def run() -> None:
+        try:
+            with base.locked():
+                refit_scope(settings, embeddings)
+        except Exception:  # noqa: BLE001 - the previous constants stay; the log says why
+            logger.exception("recalibrating the scope model failed; the previous constants stay")
+
+    threading.Thread(target=run, name="scope-refit", daemon=True).start()
 
 
 async def read_upload(file: UploadFile, max_bytes: int) -> bytes:
@@ -84,8 +107,12 @@ async def upload(
     try:
         if not confirm:
             return (await run_in_threadpool(base.preview, name, data, doc_id))[1]
-        rebuild = rebuilder(request.app.state.holder, request.app.state.settings)
-        return await run_in_threadpool(lambda: base.add(name, data, rebuild, doc_id=doc_id, actor=actor))
+        settings = request.app.state.settings
+        embeddings = server_embeddings(request.app.state.holder, settings)
+        result = await run_in_threadpool(
+            lambda: base.add(name, data, rebuilder(embeddings, settings), doc_id=doc_id, actor=actor))
+        recalibrate_in_background(base, settings, embeddings)
+        return result
     except IngestError as exc:
         raise HTTPException(exc.status, f"{exc}（知识库未改动）") from None
     except CorpusError as exc:
@@ -100,10 +127,13 @@ def retire(
     holder: Annotated[AssistantHolder, Depends(get_holder)],
     settings: Annotated[Settings, Depends(get_app_settings)],
 ) -> ChangeResult:
+    embeddings = server_embeddings(holder, settings)
     try:
-        return base.retire(doc_id, rebuilder(holder, settings), actor=actor)
+        result = base.retire(doc_id, rebuilder(embeddings, settings), actor=actor)
     except IngestError as exc:
         raise HTTPException(exc.status, str(exc)) from None
+    recalibrate_in_background(base, settings, embeddings)
+    return result
 
 
 @router.get("/-/records", summary="知识库中的全部文件（含已取代、已过期、已下架），供维护人员查看",
