@@ -7,6 +7,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -101,7 +102,7 @@ def test_an_upload_while_clients_ask_is_served_with_no_failed_request(admin_serv
             thread.join()
     assert failures == [] and answered > 0
     history = httpx.get(admin_server.base_url + "/api/documents/-/history", timeout=30).json()
-    assert history[0]["doc_id"] == doc_id and history[0]["actor"] == "api:admin"
+    assert history[0]["doc_id"] == doc_id and history[0]["actor"] == "api:admin@127.0.0.1"
 
 
 def test_a_new_version_then_its_retirement(admin_server: LiveServer, tmp_path: Path) -> None:
@@ -116,11 +117,13 @@ def test_a_new_version_then_its_retirement(admin_server: LiveServer, tmp_path: P
     versions = httpx.get(f"{admin_server.base_url}/api/documents/{new_id}/versions", timeout=30).json()
     assert [v["doc_id"] for v in versions] == [REGISTERED_CAPITAL_ID, new_id]
 
-    retired = httpx.delete(f"{admin_server.base_url}/api/documents/{new_id}", headers={"X-Admin-Token": TOKEN},
-                           timeout=GUARD_S)
+    retired = httpx.delete(f"{admin_server.base_url}/api/documents/{new_id}", timeout=GUARD_S,
+                           headers={"X-Admin-Token": TOKEN, "X-Operator": quote("王科员")})
     assert retired.status_code == 200, retired.text
     assert wait_until(lambda: f"{REGISTERED_CAPITAL_ID}#8" in cited_ids(admin_server, question))
     assert not any(c.startswith(new_id) for c in cited_ids(admin_server, question))
+    history = httpx.get(admin_server.base_url + "/api/documents/-/history", timeout=30).json()
+    assert history[0]["action"] == "retire" and history[0]["actor"] == "api:王科员@127.0.0.1"
 
 
 def test_bad_uploads_get_their_status_and_change_nothing(admin_server: LiveServer) -> None:

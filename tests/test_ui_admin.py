@@ -43,6 +43,7 @@ def test_upload_preview_confirm_list_and_history(browser: Browser, admin_server:
     page = open_admin_tab(browser, admin_server)
     expect(page.locator("#kb-documents table")).to_be_visible()  # the list loads with the tab
     page.fill("#kb-token", TOKEN)
+    page.fill("#kb-operator", "李科长")
     page.set_input_files("#kb-file", str(write_docx(tmp_path / "贴息办法.docx", LOCAL_NOTICE)))
     page.click("#kb-preview")
     preview = page.locator("#kb-preview-box")
@@ -52,7 +53,7 @@ def test_upload_preview_confirm_list_and_history(browser: Browser, admin_server:
     page.click("#kb-confirm")
     expect(page.locator("#kb-status")).to_contain_text("已添加《厦门市中小企业首贷续贷贴息办法》", timeout=WAIT_MS * 3)
     expect(page.locator("#kb-documents")).to_contain_text("厦门市中小企业首贷续贷贴息办法")
-    expect(page.locator("#kb-history")).to_contain_text("添加")
+    expect(page.locator("#kb-history")).to_contain_text("api:李科长@127.0.0.1")
     # The server swaps to the new index on its own once the change is complete (within a few seconds).
     deadline = time.monotonic() + GUARD_S
     while time.monotonic() < deadline and "五十万元" not in ask_new_question(admin_server):

@@ -11,11 +11,13 @@ import hmac
 import logging
 import threading
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, File, Header, HTTPException, Query, Request, UploadFile
 
 from ..config import Settings
 from ..errors import CorpusError, IngestError
+from ..question import clean_text
 from ..knowledge.audit import ChangeRecord
 from ..knowledge.library import ChangeResult, DocumentRecord, KnowledgeBase, Preview
 from .api_errors import ErrorBody
@@ -35,15 +37,19 @@ router = APIRouter(prefix="/api/documents", tags=["知识库管理"], responses=
 
 
 def require_admin(
+    request: Request,
     settings: Annotated[Settings, Depends(get_app_settings)],
     x_admin_token: Annotated[str | None, Header(description="运维令牌（POLICY_QA_ADMIN_TOKEN）")] = None,
+    x_operator: Annotated[str | None, Header(max_length=40, description="操作人（记入变更记录，可不填）")] = None,
 ) -> str:
-    """The operator's identity for the history, or 403/401 with the reason."""
+    """Who makes the change, for the history ("api:<operator>@<address>"), or 403/401 with the reason.
+    One token is shared by the office, so the operator's name comes from X-Operator (the tab asks for it)."""
     if not settings.admin_token:
         raise HTTPException(403, "知识库管理未开启：请在服务器上设置 POLICY_QA_ADMIN_TOKEN 后重启服务")
     if not x_admin_token or not hmac.compare_digest(x_admin_token.encode(), settings.admin_token.encode()):
         raise HTTPException(401, "运维令牌无效：请在请求头 X-Admin-Token 中提供正确的令牌")
-    return "api:admin"
+    operator = clean_text(unquote(x_operator or "")).strip() or "admin"
+    return f"api:{operator}@{request.client.host if request.client else 'unknown'}"
 
 
 def knowledge_base(settings: Annotated[Settings, Depends(get_app_settings)]) -> KnowledgeBase:

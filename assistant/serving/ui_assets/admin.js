@@ -6,7 +6,10 @@
   const STATUS_WARN = new Set(["superseded", "expired", "retired"]);
 
   async function call(path, options = {}) {
-    const headers = Object.assign({ "X-Admin-Token": ($("kb-token") || {}).value || "" }, options.headers || {});
+    // Header values must be ISO-8859-1: the operator's (Chinese) name travels percent-encoded.
+    const operator = encodeURIComponent((($("kb-operator") || {}).value || "").trim());
+    const headers = Object.assign({ "X-Admin-Token": ($("kb-token") || {}).value || "", "X-Operator": operator },
+                                  options.headers || {});
     const response = await fetch(path, Object.assign({}, options, { headers }));
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.detail || (body.error && body.error.message) || `请求失败（${response.status}）`);
