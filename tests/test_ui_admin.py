@@ -63,7 +63,8 @@ def test_upload_preview_confirm_list_and_history(browser: Browser, admin_server:
 
 
 def ask_new_question(server: LiveServer) -> str:
-    return httpx.post(server.base_url + "/api/ask", json={"question": "首贷贴息最高多少？"}, timeout=60).json()["answer"]
+    response = httpx.post(server.base_url + "/api/ask", json={"question": "首贷贴息最高多少？"}, timeout=60)
+    return response.json()["answer"]
 
 
 def test_a_wrong_token_shows_the_reason_and_changes_nothing(browser: Browser, admin_server: LiveServer,  # noqa: F811

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Depends, File, Header, HTTPException, Query, Requ
 
 from ..config import Settings
 from ..errors import CorpusError, IngestError
-from ..question import clean_text
 from ..knowledge.audit import ChangeRecord
 from ..knowledge.library import ChangeResult, DocumentRecord, KnowledgeBase, Preview
+from ..question import clean_text
 from .api_errors import ErrorBody
 from .deps import AssistantHolder, get_app_settings, get_holder
 
