@@ -86,3 +86,23 @@ def test_openai_surface_answers_the_references_that_crashed(http: httpx.Client, 
     response = http.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["message"]["content"]
+
+
+# Nesting as deep as fits under the body limit (64 KB; feedback 16 KB), so that the JSON parser, not
+# the limit, meets it: an array level takes 2 bytes, an object level 6 ('{"a":' and '}').
+BODY_LIMITS = {"/api/ask": 64 * 1024, "/api/ask/stream": 64 * 1024, "/v1/chat/completions": 64 * 1024,
+               "/api/feedback": 16 * 1024}
+LEVEL_BYTES = {"array": 2, "object": 6}
+
+
+@pytest.mark.parametrize("path", list(BODY_LIMITS))
+@pytest.mark.parametrize("shape", list(LEVEL_BYTES))
+def test_deeply_nested_bodies_are_refused_cleanly(http: httpx.Client, path: str, shape: str) -> None:
+    depth = (BODY_LIMITS[path] - 100) // LEVEL_BYTES[shape]
+    nested = "[" * depth + "]" * depth if shape == "array" else '{"a":' * depth + "1" + "}" * depth
+    body = ('{"question": ' + nested + "}").encode()
+    assert len(body) < BODY_LIMITS[path]
+    response = http.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text[:200]
+    assert "Traceback" not in response.text and "RecursionError" not in response.text
+    assert http.get("/api/documents").status_code == 200  # the connection and the server are still fine
