@@ -30,7 +30,39 @@ def behind_nginx(index_settings: Settings, tmp_path_factory: pytest.TempPathFact
     while httpx.get(server.base_url + "/healthz", timeout=5).status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
     yield server
+    nginx = nginx_processes(server)
+    assert nginx, "the server runs nginx as its child"
     server.stop()
+    deadline = time.monotonic() + GUARD_S
+    while time.monotonic() < deadline and alive(nginx):
+        time.sleep(0.2)
+    assert not alive(nginx), "stopping `policy-qa serve --nginx` left nginx running"
+
+
+def nginx_processes(server: LiveServer) -> set[int]:
+    """The nginx processes started by the server process (master and workers), read from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            comm = stat.read_text().split("(", 1)[1].split(")", 1)[0]
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if comm == "nginx" and b"policy-qa-nginx-" in cmdline:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    living = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            living.add(pid)
+    return living
 
 
 def open_slow_clients(port: int, count: int) -> list[socket.socket]:

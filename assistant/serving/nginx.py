@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from importlib import resources
@@ -57,7 +58,7 @@ def start_nginx(host: str, port: int, upstream_port: int, settings: Settings) ->
     checked = subprocess.run([*command[:-2], "-t"], capture_output=True, text=True, check=False)
     if checked.returncode != 0:
         raise NginxError(f"nginx 配置检查失败：{checked.stderr.strip()}")
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     deadline = time.monotonic() + NGINX_START_WAIT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -72,6 +73,10 @@ def start_nginx(host: str, port: int, upstream_port: int, settings: Settings) ->
 
 def run_behind_nginx(host: str, port: int, settings: Settings, serve) -> None:  # noqa: ANN001 - serve(host, port, settings)
     """nginx on host:port, the app on a private loopback port; stopping either stops both."""
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; with the default handler the
+    # process would die right there and leave nginx running. This handler turns it into SystemExit,
+    # so the `finally` below stops nginx.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     upstream_port = free_loopback_port()
     nginx, prefix = start_nginx(host, port, upstream_port, settings)
     print(f"nginx 已在 http://{host}:{port}/ 前置（请求头/请求体超时 10 秒，单地址并发与频率限制）；"
@@ -85,6 +90,21 @@ def run_behind_nginx(host: str, port: int, settings: Settings, serve) -> None:  
         except subprocess.TimeoutExpired:
             nginx.kill()
         shutil.rmtree(prefix, ignore_errors=True)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _die_with_parent() -> None:
+    """In the nginx child before exec (Linux): a parent killed with SIGKILL, which runs no cleanup,
+    still takes nginx down with it (PR_SET_PDEATHSIG). Elsewhere this is a no-op."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _accepts(host: str, port: int) -> bool:
