@@ -11,8 +11,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -102,3 +106,52 @@ def chromium_path() -> str | None:
         if candidate and Path(candidate).exists():
             return candidate
     return None
+
+
+@contextmanager
+def running_app(app: Any) -> Iterator[str]:
+    """A real uvicorn server for an ASGI `app` on a free loopback port, in a thread; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:  # bounded by the thread: uvicorn either starts or the test errors
+        thread.join(timeout=0.05)
+        assert thread.is_alive(), "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+class AskingClients:
+    """`count` threads asking `question` over and over while the block runs (a change under load);
+    afterwards `failures` holds every non-200 answer and `answered` how many were asked."""
+
+    def __init__(self, base_url: str, question: str, count: int) -> None:
+        self.base_url, self.question = base_url, question
+        self.failures: list[str] = []
+        self.answered = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._ask) for _ in range(count)]
+
+    def _ask(self) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=60) as http:
+            while not self._stop.is_set():
+                response = http.post("/api/ask", json={"question": self.question})
+                if response.status_code != 200:
+                    self.failures.append(f"{response.status_code} {response.text[:200]}")
+                self.answered += 1
+
+    def __enter__(self) -> "AskingClients":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=120)

@@ -7,16 +7,13 @@ The session server is shared with other modules, so its checks compare counters 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from live_server import LiveServer, free_port
+from live_server import LiveServer, running_app
 from llm_server import ScriptedLLMServer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -102,32 +99,13 @@ def test_index_age_comes_from_the_manifest(http: httpx.Client) -> None:
 def test_without_an_index_the_age_is_minus_one(tmp_path: Path) -> None:
     app = create_app(Settings(_env_file=None, index_dir=tmp_path / "none", feedback_path=tmp_path / "f.jsonl",
                               db_path=tmp_path / "policy_qa.sqlite3"))
-    with running(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+    with running_app(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
         samples = scrape(http)
     assert value(samples, "policy_qa_index_loaded") == 0
     assert value(samples, "policy_qa_index_age_seconds") == -1
 
 
 # ---- LLM calls and fallbacks ---------------------------------------------------------------------
-
-
-@contextmanager
-def running(app: FastAPI) -> Iterator[str]:
-    """A real uvicorn server for `app` on a free loopback port, in a thread; yields its base URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:  # bounded by the thread: uvicorn either starts or the test errors
-        thread.join(timeout=0.05)
-        assert thread.is_alive(), "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +125,7 @@ def test_llm_calls_and_fallbacks_are_counted(index_settings: Settings, llm: Scri
                                              tmp_path: Path) -> None:
     settings = llm_settings(index_settings.index_dir, llm.url, "grounded", tmp_path)
     app = create_app(settings)
-    with running(app) as base_url, httpx.Client(base_url=base_url, timeout=60) as http:
+    with running_app(app) as base_url, httpx.Client(base_url=base_url, timeout=60) as http:
         calls = lambda s: value(s, "policy_qa_llm_calls_total")  # noqa: E731
         fallbacks = lambda s: value(s, "policy_qa_llm_fallbacks_total")  # noqa: E731
         start = scrape(http)

