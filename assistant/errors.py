@@ -8,6 +8,7 @@
     ├── QuestionError        an empty, over-long or otherwise unusable question
     ├── NotFoundError        an unknown clause id or document
     ├── PromptError          a prompt template is missing or lacks a placeholder
+    ├── ModelError           a configured model (embedding, reranker) cannot be loaded offline
     └── ExtraMissingError    an optional extra is not installed
 """
 
@@ -51,6 +52,10 @@ class NotFoundError(PolicyQAError, KeyError):
 
 class PromptError(PolicyQAError):
     """A file in prompts/ is missing or its placeholders are not the ones the code fills in."""
+
+
+class ModelError(PolicyQAError, ValueError):
+    """A configured model cannot be loaded from local files (nothing is downloaded at run time)."""
 
 
 class ExtraMissingError(PolicyQAError, ImportError):

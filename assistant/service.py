@@ -27,6 +27,7 @@ from .answering.generative import (
     resolve_mode,
 )
 from .answering.pipeline import AS_OF_WIDEN, AnswerPipeline
+from .answering.reranker import load_reranker
 from .answering.retrieval import ClauseSearcher, Method
 from .answering.tuning import Tuning
 from .config import Settings, get_settings
@@ -58,8 +59,12 @@ class Assistant:
         self.index = index
         self.embeddings = embeddings
         self.tuning = tuning or Tuning.load(settings.index_dir)
+        ranker = self.tuning.ranker_for(settings.reranker)
+        # A reranker is loaded when the ranker reads it, or before any tuning (which weighs it).
+        untuned = "ranker" not in self.tuning.report
+        reranker = load_reranker(settings.reranker) if untuned or (ranker and ranker.reads_reranker) else None
         self.searcher = ClauseSearcher(index, embeddings, settings.candidate_k, self.tuning.fusion,
-                                       settings.query_cache_size, self.tuning.ranker)
+                                       settings.query_cache_size, ranker, reranker)
         self.pipeline = AnswerPipeline(settings, index, self.searcher, self.tuning)
         # The generative mode's model client and prompts (checked here, at start); None without an LLM,
         # in which case langchain's chain machinery is never imported (it costs a third of a second).

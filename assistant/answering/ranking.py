@@ -14,7 +14,8 @@ particular law or wording:
 - length: log of the clause length (long articles match more words by chance);
 - span_dense: the best cosine of any one of the clause's sentences, relative to the pool's best (a
   short article is one retrieval unit, but the sentence that answers may be one of several);
-- span_coverage: the best idf-weighted coverage of the question's words by any one sentence.
+- span_coverage: the best idf-weighted coverage of the question's words by any one sentence;
+- cross_encoder (only with an optional reranker, reranker.py): its score for (question, clause).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ FEATURES = (
     "fused", "bm25_rel", "bm25_rr", "dense_rel", "dense_rr", "heading_rel", "heading_rr",
     "coverage", "heading_coverage", "named", "in_force", "length", "span_dense", "span_coverage",
 )
+RERANK_FEATURE = "cross_encoder"
 
 
 class LinearRanker(BaseModel):
@@ -38,9 +40,16 @@ class LinearRanker(BaseModel):
     weights: tuple[float, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    features: tuple[str, ...] = FEATURES  # what each weight reads (tuning.json files before the reranker: FEATURES)
 
-    def scores(self, features: np.ndarray) -> np.ndarray:
-        z = (features - np.asarray(self.mean)) / np.asarray(self.std)
+    @property
+    def reads_reranker(self) -> bool:
+        return RERANK_FEATURE in self.features
+
+    def scores(self, features: np.ndarray, names: tuple[str, ...] = FEATURES) -> np.ndarray:
+        """Scores of rows whose columns are `names` (a superset of the features this ranker reads)."""
+        columns = [names.index(name) for name in self.features]
+        z = (features[:, columns] - np.asarray(self.mean)) / np.asarray(self.std)
         return z @ np.asarray(self.weights)
 
 
@@ -77,7 +86,7 @@ def candidate_features(candidates: np.ndarray, fused: np.ndarray, bm25: np.ndarr
 
 
 def fit_ranker(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray, steps: int = 2000, lr: float = 0.5,
-               l2: float = 1e-3) -> LinearRanker:
+               l2: float = 1e-3, names: tuple[str, ...] = FEATURES) -> LinearRanker:
     """Pairwise logistic loss (RankNet) within each question: a gold clause should outscore the others.
 
     Pairs only compare candidates of the same question, so a feature's scale across questions (how
@@ -101,4 +110,5 @@ def fit_ranker(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray, steps: 
         margin = diff @ w
         grad = -(diff * (1.0 / (1.0 + np.exp(margin)))[:, None]).mean(axis=0) + l2 * w
         w -= lr * grad
-    return LinearRanker(weights=tuple(map(float, w)), mean=tuple(map(float, mean)), std=tuple(map(float, std)))
+    return LinearRanker(weights=tuple(map(float, w)), mean=tuple(map(float, mean)), std=tuple(map(float, std)),
+                        features=names)

@@ -27,8 +27,9 @@ from ..knowledge.store import ClauseIndex
 from ..knowledge.units import quotable_spans, text_key, unit_pieces
 from ..schema import DocStatus
 from ..text import content_words, expand_colloquial, tokenize
-from .ranking import LinearRanker, candidate_features
+from .ranking import FEATURES, RERANK_FEATURE, LinearRanker, candidate_features
 from .references import DocumentNames, Reference, parse_reference
+from .reranker import CrossEncoderReranker
 from .terms import WordStats
 from .tuning import FusionParams
 
@@ -74,7 +75,7 @@ class ClauseSearcher:
 
     def __init__(self, index: ClauseIndex, embeddings: ArrayEmbeddings, candidate_k: int = 30,
                  fusion: FusionParams = FusionParams(), query_cache_size: int = 4096,
-                 ranker: LinearRanker | None = None):
+                 ranker: LinearRanker | None = None, reranker: CrossEncoderReranker | None = None):
         import bm25s
 
         self.index = index
@@ -82,6 +83,10 @@ class ClauseSearcher:
         self.candidate_k = candidate_k
         self.fusion = fusion
         self.ranker = ranker
+        self.reranker = reranker
+        # What the cross-encoder reads of a clause: its document and headings say what a bare article is about.
+        self._rerank_texts = [" ".join((index.documents[c.doc_id].title, *c.heading_path, c.text))
+                              for c in index.clauses] if reranker else []
         self.word_stats = WordStats([c.text for c in index.clauses], index.vocabulary)
         self._in_force = np.array([index.documents[c.doc_id].status is DocStatus.in_force for c in index.clauses])
         self._lengths = np.array([len(c.text) for c in index.clauses], dtype=float)
@@ -187,11 +192,18 @@ class ClauseSearcher:
         if ranker is None or method != "hybrid" or not len(candidates):
             return candidates
         pool = candidates[: self.candidate_k]
-        scores = ranker.scores(self.features(query, raw, fused, pool))
+        scores = ranker.scores(self.features(query, raw, fused, pool, ranker), self.feature_names(ranker))
         return np.concatenate([pool[np.argsort(-scores, kind="stable")], candidates[self.candidate_k:]])
 
-    def features(self, query: str, raw: RawScores, fused: np.ndarray, pool: np.ndarray) -> np.ndarray:
-        """The ranker's features (ranking.FEATURES) for the clauses in `pool`."""
+    def feature_names(self, ranker: LinearRanker | None = None) -> tuple[str, ...]:
+        """The columns `features` returns: FEATURES, and the reranker's score when one is configured and
+        `ranker` reads it (with no ranker, as when tuning, every column there is)."""
+        reads_reranker = self.reranker is not None and (ranker is None or ranker.reads_reranker)
+        return FEATURES + (RERANK_FEATURE,) if reads_reranker else FEATURES
+
+    def features(self, query: str, raw: RawScores, fused: np.ndarray, pool: np.ndarray,
+                 ranker: LinearRanker | None = None) -> np.ndarray:
+        """The ranker's features (`feature_names(ranker)`) for the clauses in `pool`."""
         words = self.query_terms(query)
         total = sum(words.values()) or 1.0
         texts = [self.index.clauses[int(i)].text for i in pool]
@@ -202,8 +214,12 @@ class ClauseSearcher:
         span_best = self._best_span_similarity(pool, raw.query_vector.reshape(-1))
         span_coverage = [max((sum(w for word, w in words.items() if word in span) / total
                               for span in self._span_texts[int(i)]), default=0.0) for i in pool]
-        return candidate_features(pool, fused, raw.bm25, raw.dense, raw.heading, coverage, heading_coverage,
+        rows = candidate_features(pool, fused, raw.bm25, raw.dense, raw.heading, coverage, heading_coverage,
                                   named, self._in_force, self._lengths, span_best, span_coverage)
+        if RERANK_FEATURE in self.feature_names(ranker):
+            pairs = [self._rerank_texts[int(i)] for i in pool]
+            rows = np.column_stack([rows, self.reranker.scores(query, pairs)])  # type: ignore[union-attr]
+        return rows
 
     def unit_similarities(self, clause_index: int, query_vector: np.ndarray) -> tuple[tuple[str, ...], tuple[float, ...]]:
         """A clause's unit texts (without context) and each unit's cosine to the query."""

@@ -63,6 +63,19 @@ class Tuning(BaseModel):
         except (OSError, ValidationError, ValueError):
             return None
 
+    def ranker_for(self, reranker: str | None) -> LinearRanker | None:
+        """The fitted ranker if it can run with the configured cross-encoder (or its absence), else None:
+        a ranker that weighed one reranker's scores means nothing with another's, or with none."""
+        fitted_with = (self.report.get("ranker") or {}).get("reranker")
+        if reranker and fitted_with != reranker:
+            logger.warning("the reranker %s was not weighed by the last tuning, so it is not used: "
+                           "run `policy-qa build` (or `policy-qa tune`) to fit its weight", reranker)
+        if self.ranker is not None and self.ranker.reads_reranker and fitted_with != reranker:
+            logger.warning("%s's ranker was fitted with the reranker %s, which is not configured: ranking by "
+                           "fusion alone until `policy-qa build` refits it", TUNING_FILE, fitted_with)
+            return None
+        return self.ranker
+
     def save(self, index_dir: Path) -> None:
         """Write atomically: a reader sees the old file or the new one, never half of one."""
         tmp = index_dir / f".{TUNING_FILE}.tmp"

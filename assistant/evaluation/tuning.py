@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..answering.compose import ASKS_FOR_NUMBER, SpanWeights, select_spans
-from ..answering.ranking import FEATURES, LinearRanker, fit_ranker
+from ..answering.ranking import FEATURES, RERANK_FEATURE, LinearRanker, fit_ranker
 from ..answering.scope import ScopeModel, fit_logistic
 from ..answering.tuning import FusionParams, Tuning
 from ..schema import Confidence
@@ -81,9 +81,12 @@ def _fold_choice(chooser: dict[Hashable, dict[str, float]], questions: Sequence[
     return max(chooser, key=lambda option: weighted_mean(chooser[option], train))
 
 
-def fingerprint(manifest, eval_dir=EVAL_DIR) -> str:  # noqa: ANN001 - an IndexManifest
-    """What the tuned constants depend on: the corpus, the embedding model, the dev questions, this code."""
+def fingerprint(manifest, eval_dir=EVAL_DIR, reranker: str | None = None) -> str:  # noqa: ANN001 - an IndexManifest
+    """What the tuned constants depend on: the corpus, the embedding model, the reranker if any, the dev
+    questions, this code."""
     digest = hashlib.sha256(f"{TUNING_VERSION}|{manifest.corpus_hash}|{manifest.embedding_model}".encode())
+    if reranker:
+        digest.update(f"|reranker={reranker}".encode())
     for name in sorted(SETS.values()):
         path = eval_dir / name
         digest.update(path.read_bytes() if path.exists() else b"")
@@ -105,7 +108,7 @@ def build_tuned_index(settings, embeddings, progress: bool = True,  # noqa: ANN0
     def fit(staging: Path) -> None:
         staged = settings.model_copy(update={"index_dir": staging})
         index = load_index(staged)
-        mark = fingerprint(index.manifest)
+        mark = fingerprint(index.manifest, reranker=settings.reranker)
         if previous is not None and previous.report.get("fingerprint") == mark:
             previous.save(staging)
             report("调参：语料、模型和评测集均未变化，沿用上次交叉验证的参数")
@@ -255,8 +258,13 @@ def _rank_metrics(ids: list[str], gold: list[str]) -> tuple[float, float]:
 
 
 def _tune_ranker(assistant, questions: list[EvalQuestion], fusion_report: dict) -> tuple[LinearRanker | None, dict]:  # noqa: ANN001
-    """Fit the pairwise ranker per fold on the fused candidates; keep it only if it beats fusion alone."""
+    """Fit the pairwise ranker per fold on the fused candidates; keep it only if it beats fusion alone.
+
+    With a cross-encoder configured, the ranker is fitted with and without its score, and the reranker
+    is kept only if cross-validation prefers the ranker that reads it.
+    """
     searcher = assistant.searcher
+    names = searcher.feature_names()
     data = []
     for q in questions:
         retrieval = searcher.retrieve(q.question, k=1)
@@ -266,30 +274,42 @@ def _tune_ranker(assistant, questions: list[EvalQuestion], fusion_report: dict) 
         pool = searcher.order(q.question, raw, fused, "hybrid", ranker=None)[: searcher.candidate_k]
         features = searcher.features(q.question, raw, fused, pool)
         labels = np.array([assistant.index.clauses[int(i)].clause_id in q.gold for i in pool], dtype=int)
-        data.append((q, exact, raw, fused, pool, features, labels))
+        data.append((q, exact, pool, features, labels))
 
-    def fit(subset: list) -> LinearRanker:
-        rows = np.concatenate([d[5] for d in subset])
-        labels = np.concatenate([d[6] for d in subset])
-        groups = np.concatenate([np.full(len(d[6]), n) for n, d in enumerate(subset)])
-        return fit_ranker(rows, labels, groups)
+    def fit(subset: list, variant: tuple[str, ...]) -> LinearRanker:
+        columns = [names.index(name) for name in variant]
+        rows = np.concatenate([d[3][:, columns] for d in subset])
+        labels = np.concatenate([d[4] for d in subset])
+        groups = np.concatenate([np.full(len(d[4]), n) for n, d in enumerate(subset)])
+        return fit_ranker(rows, labels, groups, names=variant)
 
-    mrr: dict[str, float] = {}
-    recall5: dict[str, float] = {}
-    for fold in range(FOLDS):
-        model = fit([d for d in data if fold_of(d[0]) != fold])
-        for q, exact, raw, fused, pool, features, _ in data:
-            if fold_of(q) == fold:
-                order = pool[np.argsort(-model.scores(features), kind="stable")]
-                mrr[q.id], recall5[q.id] = _rank_metrics(_ranked_ids(assistant, exact, order), q.gold)
-    cv_mrr, cv_r5 = weighted_mean(mrr, questions), weighted_mean(recall5, questions)
-    by_set = {s: {"mrr@10": _round(_mean([mrr[q.id] for q in questions if set_of(q) == s])),
-                  "recall@5": _round(_mean([recall5[q.id] for q in questions if set_of(q) == s]))}
-              for s in SET_WEIGHTS}
-    keep = cv_mrr > fusion_report["cv_mrr@10"]
-    ranker = fit(data) if keep else None
-    return ranker, {"cv_mrr@10": round(cv_mrr, 4), "cv_recall@5": round(cv_r5, 4), "cv_by_set": by_set,
-                    "kept": keep, "weights": dict(zip(FEATURES, ranker.weights)) if ranker else None}
+    def cross_validated(variant: tuple[str, ...]) -> dict:
+        mrr: dict[str, float] = {}
+        recall5: dict[str, float] = {}
+        for fold in range(FOLDS):
+            model = fit([d for d in data if fold_of(d[0]) != fold], variant)
+            for q, exact, pool, features, _ in data:
+                if fold_of(q) == fold:
+                    order = pool[np.argsort(-model.scores(features, names), kind="stable")]
+                    mrr[q.id], recall5[q.id] = _rank_metrics(_ranked_ids(assistant, exact, order), q.gold)
+        by_set = {s: {"mrr@10": _round(_mean([mrr[q.id] for q in questions if set_of(q) == s])),
+                      "recall@5": _round(_mean([recall5[q.id] for q in questions if set_of(q) == s]))}
+                  for s in SET_WEIGHTS}
+        return {"cv_mrr@10": round(weighted_mean(mrr, questions), 4),
+                "cv_recall@5": round(weighted_mean(recall5, questions), 4), "cv_by_set": by_set}
+
+    variants = {"without_reranker": FEATURES}
+    if RERANK_FEATURE in names:
+        variants["with_reranker"] = names
+    results = {name: cross_validated(variant) for name, variant in variants.items()}
+    best = max(results, key=lambda name: results[name]["cv_mrr@10"])  # ties keep the cheaper ranker
+    keep = results[best]["cv_mrr@10"] > fusion_report["cv_mrr@10"]
+    ranker = fit(data, variants[best]) if keep else None
+    reranker = searcher.reranker.name_or_path if searcher.reranker else None
+    return ranker, {**results[best], "kept": keep, "reranker": reranker,
+                    "reranker_kept": bool(ranker and ranker.reads_reranker),
+                    "variants": {name: {k: r[k] for k in ("cv_mrr@10", "cv_recall@5")} for name, r in results.items()},
+                    "weights": dict(zip(ranker.features, ranker.weights)) if ranker else None}
 
 
 # --- spans ---------------------------------------------------------------------------------------

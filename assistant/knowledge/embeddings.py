@@ -19,7 +19,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from ..config import DEFAULT_EMBEDDING_MODEL
-from ..errors import ExtraMissingError
+from ..errors import ExtraMissingError, ModelError
 
 
 class ArrayEmbeddings(Embeddings):
@@ -144,7 +144,7 @@ class SentenceTransformerEmbeddings(ArrayEmbeddings):
         try:
             return SentenceTransformer(self.model_name_or_path, device="cpu")
         except OSError as exc:
-            raise ValueError(
+            raise ModelError(
                 f"cannot load the embedding model {self.model_name_or_path!r} offline: {exc}. "
                 "Give a local model directory in POLICY_QA_EMBEDDING_MODEL, or unset it for the bundled model."
             ) from None

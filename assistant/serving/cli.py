@@ -86,6 +86,12 @@ def _print_cross_validation(index_dir: Path) -> None:
         f"recall@5 {ranking['cv_recall@5']:.3f}，关键事实 {spans['cv_key_fact_recall']:.3f}，"
         f"低置信比例 {scope['cv_low_confidence_rate']:.3f}，拒答召回 {scope['cv_abstention_recall']:.3f}"
     )
+    ranker = tuning.report["ranker"]
+    if ranker.get("reranker"):
+        variants = ranker["variants"]
+        verdict = "采用" if ranker["reranker_kept"] else "未采用（交叉验证不支持）"
+        typer.echo(f"重排模型 {ranker['reranker']}：{verdict}；MRR@10 含重排 {variants['with_reranker']['cv_mrr@10']:.3f}，"
+                   f"不含 {variants['without_reranker']['cv_mrr@10']:.3f}")
 
 
 def fit_tuning(settings, embeddings, progress: bool):  # noqa: ANN001, ANN201 - heavy imports stay lazy
@@ -98,7 +104,7 @@ def fit_tuning(settings, embeddings, progress: bool):  # noqa: ANN001, ANN201 - 
     index = load_index(settings)
     report = (lambda step: typer.echo(f"  调参：{step}…", err=True)) if progress else (lambda _: None)
     tuning = tune(Assistant(settings, index, embeddings, tuning=Tuning()), progress=report)
-    return tuning.model_copy(update={"report": {**tuning.report, "fingerprint": fingerprint(index.manifest)}})
+    return tuning.model_copy(update={"report": {**tuning.report, "fingerprint": fingerprint(index.manifest, reranker=settings.reranker)}})
 
 
 @app.command("tune")
