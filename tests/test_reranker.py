@@ -139,7 +139,9 @@ def test_a_ranker_is_used_only_with_the_reranker_it_was_fitted_with(caplog: pyte
     assert "not weighed" in caplog.text
 
 
-def test_tuning_files_from_before_the_reranker_still_load() -> None:
-    stored = LinearRanker.model_validate({"weights": [1.0] * len(FEATURES), "mean": [0.0] * len(FEATURES),
-                                          "std": [1.0] * len(FEATURES)})
-    assert stored.features == FEATURES and not stored.reads_reranker
+def test_tuning_files_from_before_features_were_stored_still_load() -> None:
+    older = 14  # weights in tuning.json files written before the question-kind features and the reranker
+    stored = LinearRanker.model_validate({"weights": [1.0] * older, "mean": [0.0] * older, "std": [1.0] * older})
+    assert stored.features == FEATURES[:older] and not stored.reads_reranker
+    rows = np.ones((3, len(FEATURES)))
+    assert stored.scores(rows, FEATURES).shape == (3,)

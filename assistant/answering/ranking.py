@@ -15,6 +15,9 @@ particular law or wording:
 - span_dense: the best cosine of any one of the clause's sentences, relative to the pool's best (a
   short article is one retrieval unit, but the sentence that answers may be one of several);
 - span_coverage: the best idf-weighted coverage of the question's words by any one sentence;
+- liability_asked, liability_unasked: the clause is in a 法律责任 chapter and the question asks about
+  consequences, or does not; definition_asked: the clause defines and the question asks what a term
+  means (kinds.py);
 - cross_encoder (only with an optional reranker, reranker.py): its score for (question, clause).
 """
 
@@ -23,11 +26,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 FEATURES = (
     "fused", "bm25_rel", "bm25_rr", "dense_rel", "dense_rr", "heading_rel", "heading_rr",
     "coverage", "heading_coverage", "named", "in_force", "length", "span_dense", "span_coverage",
+    "liability_asked", "liability_unasked", "definition_asked",
 )
 RERANK_FEATURE = "cross_encoder"
 
@@ -40,7 +44,15 @@ class LinearRanker(BaseModel):
     weights: tuple[float, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    features: tuple[str, ...] = FEATURES  # what each weight reads (tuning.json files before the reranker: FEATURES)
+    features: tuple[str, ...] = FEATURES  # what each weight reads
+
+    @model_validator(mode="before")
+    @classmethod
+    def _features_of_older_files(cls, data: object) -> object:
+        """tuning.json files from before `features` was stored read the first FEATURES, in order."""
+        if isinstance(data, dict) and "features" not in data and "weights" in data:
+            return {**data, "features": FEATURES[: len(data["weights"])]}
+        return data
 
     @property
     def reads_reranker(self) -> bool:
@@ -69,7 +81,8 @@ def relative(scores: np.ndarray) -> np.ndarray:
 def candidate_features(candidates: np.ndarray, fused: np.ndarray, bm25: np.ndarray, dense: np.ndarray,
                        heading: np.ndarray, coverage: list[float], heading_coverage: list[float],
                        named: np.ndarray, in_force: np.ndarray, lengths: np.ndarray,
-                       span_best: list[float], span_coverage: list[float]) -> np.ndarray:
+                       span_best: list[float], span_coverage: list[float], liability: np.ndarray,
+                       defining: np.ndarray, asks_consequence: bool, asks_definition: bool) -> np.ndarray:
     """One row of FEATURES per candidate clause (indices into the clause arrays)."""
     columns = [
         fused[candidates] / (fused.max(initial=0.0) or 1.0),
@@ -81,6 +94,8 @@ def candidate_features(candidates: np.ndarray, fused: np.ndarray, bm25: np.ndarr
         np.log1p(lengths[candidates]) / math.log(1000.0),
         (np.asarray(span_best) - max(span_best, default=0.0)) * 10.0,
         np.asarray(span_coverage),
+        liability[candidates] * float(asks_consequence), liability[candidates] * float(not asks_consequence),
+        defining[candidates] * float(asks_definition),
     ]
     return np.stack(columns, axis=1)
 

@@ -27,6 +27,7 @@ from ..knowledge.store import ClauseIndex
 from ..knowledge.units import quotable_spans, text_key, unit_pieces
 from ..schema import DocStatus
 from ..text import content_words, expand_colloquial, tokenize
+from .kinds import CONSEQUENCE, DEFINITION, is_defining, is_liability
 from .ranking import FEATURES, RERANK_FEATURE, LinearRanker, candidate_features
 from .references import DocumentNames, Reference, parse_reference
 from .reranker import CrossEncoderReranker
@@ -90,6 +91,8 @@ class ClauseSearcher:
         self.word_stats = WordStats([c.text for c in index.clauses], index.vocabulary)
         self._in_force = np.array([index.documents[c.doc_id].status is DocStatus.in_force for c in index.clauses])
         self._lengths = np.array([len(c.text) for c in index.clauses], dtype=float)
+        self._liability = np.array([is_liability(c) for c in index.clauses], dtype=float)
+        self._defining = np.array([is_defining(c) for c in index.clauses], dtype=float)
         self._heading_texts = [" ".join(c.heading_path) for c in index.clauses]
         self.names = DocumentNames(index.documents)
         self._n_clauses = len(index.clauses)
@@ -215,7 +218,9 @@ class ClauseSearcher:
         span_coverage = [max((sum(w for word, w in words.items() if word in span) / total
                               for span in self._span_texts[int(i)]), default=0.0) for i in pool]
         rows = candidate_features(pool, fused, raw.bm25, raw.dense, raw.heading, coverage, heading_coverage,
-                                  named, self._in_force, self._lengths, span_best, span_coverage)
+                                  named, self._in_force, self._lengths, span_best, span_coverage,
+                                  self._liability, self._defining, CONSEQUENCE.asked_by(query),
+                                  DEFINITION.asked_by(query))
         if RERANK_FEATURE in self.feature_names(ranker):
             pairs = [self._rerank_texts[int(i)] for i in pool]
             rows = np.column_stack([rows, self.reranker.scores(query, pairs)])  # type: ignore[union-attr]
