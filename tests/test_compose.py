@@ -65,3 +65,18 @@ def test_number_questions_are_recognised(question: str) -> None:
 @pytest.mark.parametrize("question", ["营业执照丢了怎么办", "简易注销的条件", "谁负责受理投诉"])
 def test_other_questions_are_not_number_questions(question: str) -> None:
     assert not ASKS_FOR_NUMBER.search(question)
+
+
+def test_the_clause_retrieval_put_first_is_quoted_even_when_a_lower_one_repeats_more_words(assistant) -> None:  # noqa: ANN001
+    """The ranker may put first a clause that uses other words (外商投资 for 外资); the composer's prior
+    follows that order, so the first clause is quoted even when the second repeats the question's words."""
+    definition = clause("本法所称外商投资，是指外国投资者直接或者间接在中国境内进行的投资活动。", "doc#2")
+    repeats = clause("外资企业法同时废止，外资企业可以继续保留原组织形式。", "doc#42")
+    pipeline = assistant.pipeline
+    retrieval = assistant.searcher.retrieve("如何认定外资投资", k=3)
+    priors = [r.score for r in pipeline.ranked_clauses(retrieval, retrieval.hits)]
+    assert priors == [1.0, 0.5, 1 / 3]
+    spans = select_spans({"外资": 1.0, "认定": 1.0, "投资": 0.5}, False,
+                         [RankedClause(definition, priors[0]), RankedClause(repeats, priors[1])], max_sentences=3,
+                         weights=SpanWeights(dense=0.0, prior=1.0, number=0.0, keep_ratio=0.6))
+    assert 0 in {s.rank for s in spans}

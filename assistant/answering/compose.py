@@ -55,7 +55,7 @@ class SpanWeights(BaseModel):
 
     score = coverage (idf-weighted share of the question's words in the span)
           + dense * (the span's embedding similarity to the question, scaled 0..1 over candidates)
-          + prior * (its clause's fused retrieval score relative to the top clause)
+          + prior * (its clause's place in the retrieval order: 1 for the first, 1/2, 1/3 after it)
           + number * (the question asks for a number and the span states one)
     A span is quoted when it scores at least `keep_ratio` of the best span; a clause other than the top
     one is cited only when one of its spans shares a word with the question.
@@ -71,10 +71,10 @@ class SpanWeights(BaseModel):
 
 @dataclass(frozen=True)
 class RankedClause:
-    """A retrieved clause as the composer sees it: its fused score and its units' dense similarities."""
+    """A retrieved clause as the composer sees it: its retrieval prior and its units' dense similarities."""
 
     clause: Clause
-    score: float
+    score: float  # 1/(1+rank) in the final order (see AnswerPipeline.ranked_clauses)
     unit_pieces: tuple[str, ...] = ()
     unit_dense: tuple[float, ...] = ()
     span_dense: tuple[float, ...] = ()  # per quotable span, in order: its own vector's cosine to the question

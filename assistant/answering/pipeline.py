@@ -158,12 +158,17 @@ class AnswerPipeline:
         return make_citation(n, clause, self.index.documents[clause.doc_id], None if hit.exact else hit.score)
 
     def ranked_clauses(self, retrieval: Retrieval, hits: list[Hit]) -> list[RankedClause]:
-        """The top clauses with their units' similarity to the query: what spans are chosen from."""
+        """The top clauses with their units' similarity to the query: what spans are chosen from.
+
+        A clause's prior is its reciprocal rank in the final order, not its fused score: the ranker may
+        put first a clause that fusion placed lower, and the composer should not overrule it (CV on dev:
+        cites a right clause 0.831 → 0.841, real questions 0.740 → 0.771; key-fact recall 0.695 → 0.690).
+        """
         ranked = []
-        for hit in hits[:ANSWER_CLAUSES]:
+        for rank, hit in enumerate(hits[:ANSWER_CLAUSES]):
             pieces, dense = self.searcher.unit_similarities(hit.clause_index, retrieval.query_vector)
             spans = self.searcher.span_similarities(hit.clause_index, retrieval.query_vector)
-            ranked.append(RankedClause(self.index.clauses[hit.clause_index], hit.score, pieces, dense, spans))
+            ranked.append(RankedClause(self.index.clauses[hit.clause_index], 1.0 / (1 + rank), pieces, dense, spans))
         return ranked
 
     def question_terms(self, query: str) -> dict[str, float]:
