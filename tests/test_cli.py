@@ -34,7 +34,12 @@ def test_ask_json_prints_one_object_with_the_contract_fields(index_settings: Set
     answer = json.loads(result.stdout)
     assert {"question", "answer", "abstained", "citations", "timings_ms"} <= set(answer)
     assert "20日" in answer["answer"] and not answer["abstained"]
-    assert "shichang-zhuti-dengji-guanli-tiaoli#33" in [c["clause_id"] for c in answer["citations"]]
+    # The 20-day period is quoted from a clause that states it (the 简易注销 articles of 公司法, 登记条例
+    # and its 实施细则 all do; which of them ranks first is the ranker's business, not this contract's).
+    assert any("20日" in c["text"] or "二十日" in c["text"] for c in answer["citations"])
+    assert all(c["clause_id"].split("#")[0] in {"gongsi-fa", "shichang-zhuti-dengji-guanli-tiaoli",
+                                                 "shichang-zhuti-dengji-guanli-tiaoli-shishi-xize"}
+               for c in answer["citations"])
     assert {"n", "clause_id", "doc_title", "label", "text", "doc_number", "effective"} <= set(answer["citations"][0])
 
 

@@ -28,15 +28,19 @@ def assert_every_sentence_is_quoted_from_what_it_cites(answer) -> None:  # noqa:
             assert any(body in texts[n] for n in markers), f"not a span of its clause: {body}"
 
 
-def test_simple_deregistration_publicity_is_20_days_citing_article_33(assistant) -> None:
+def test_simple_deregistration_publicity_is_20_days_quoted_from_a_clause_that_states_it(assistant) -> None:
     answer = assistant.ask("公司想简易注销，需要公示多久？")
-    assert not answer.abstained
-    assert "20日" in answer.answer
-    assert DENGJI_33 in [c.clause_id for c in answer.citations]
+    assert not answer.abstained and "20日" in answer.answer
     assert_every_sentence_is_quoted_from_what_it_cites(answer)
-    cited = next(c for c in answer.citations if c.clause_id == DENGJI_33)
-    assert cited.label == "第三十三条" and cited.doc_number == "中华人民共和国国务院令第746号"
-    assert cited.effective == "2022-03-01" and "公示期为20日" in cited.text
+    assert any("公示期为20日" in c.text for c in answer.citations)
+
+
+def test_a_cited_clause_carries_its_document_number_and_effective_date(assistant) -> None:
+    answer = assistant.ask("市场主体登记管理条例第三十三条")
+    cited = answer.citations[0]
+    assert cited.clause_id == DENGJI_33 and cited.label == "第三十三条"
+    assert cited.doc_number == "中华人民共和国国务院令第746号" and cited.effective == "2022-03-01"
+    assert "公示期为20日" in cited.text
 
 
 @pytest.mark.parametrize(

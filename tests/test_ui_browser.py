@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from assistant.serving.feedback import FeedbackEntry, FeedbackStore
 
 QUESTION = "简易注销怎么办理？"
+LIST_QUESTION = "哪些情形不适用简易注销？"  # its answer quotes a list of 项 (实施细则第四十八条)
 EXAMPLE = "市场主体登记管理条例第三十三条是什么？"
 LOW_QUESTION = "餐饮店需要办哪些许可证"  # the corpus has no licensing rules for restaurants
 DESKTOP = {"width": 1366, "height": 900}
@@ -121,9 +122,10 @@ def assert_no_horizontal_overflow(page: Page) -> None:
 
 def test_answer_lines_summary_and_open_sources_with_the_quote_marked(desktop: Page, server: LiveServer,
                                                                        tmp_path: Path) -> None:
-    expected = api_answer(server, QUESTION)
+    expected = api_answer(server, LIST_QUESTION)
     cited = expected["citations"]
-    ask(desktop, QUESTION)
+    assert "（一）" in expected["answer"], "the example question no longer quotes a list of 项"
+    ask(desktop, LIST_QUESTION)
     answer = desktop.locator(".pq-answer").first
     expect(answer).to_be_visible()
     expect(answer.locator(".pq-basis")).to_contain_text("依据：")

@@ -66,8 +66,9 @@ class Tuning(BaseModel):
     def ranker_for(self, reranker: str | None) -> LinearRanker | None:
         """The fitted ranker if it can run with the configured cross-encoder (or its absence), else None:
         a ranker that weighed one reranker's scores means nothing with another's, or with none."""
-        fitted_with = (self.report.get("ranker") or {}).get("reranker")
-        if reranker and fitted_with != reranker:
+        ranker_report = self.report.get("ranker")
+        fitted_with = (ranker_report or {}).get("reranker")
+        if reranker and ranker_report is not None and fitted_with != reranker:  # untuned: tuning weighs it now
             logger.warning("the reranker %s was not weighed by the last tuning, so it is not used: "
                            "run `policy-qa build` (or `policy-qa tune`) to fit its weight", reranker)
         if self.ranker is not None and self.ranker.reads_reranker and fitted_with != reranker:
