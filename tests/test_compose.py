@@ -22,12 +22,16 @@ def clause(text: str, clause_id: str = "doc#1") -> Clause:
 
 
 @pytest.mark.parametrize("text", ["依照前款规定，登记机关应当公告。", "有前款第二项情形的，不予受理。",
-                                  "上述材料应当真实。", "前述期限届满的，可以申请。"])
+                                  "上述材料应当真实。", "前述期限届满的，可以申请。",
+                                  "个体工商户申请注销登记的，无需提交第二项、第三项材料；",
+                                  "市场主体属于外商投资企业的，还应当提交上述文件的中文译本。"])
 def test_dangling_spans_are_recognised(text: str) -> None:
     assert DANGLING.search(text)
 
 
-@pytest.mark.parametrize("text", ["市场主体应当依法办理登记。", "公示期为20日。", "登记机关应当在3个工作日内作出决定。"])
+@pytest.mark.parametrize("text", ["市场主体应当依法办理登记。", "公示期为20日。", "登记机关应当在3个工作日内作出决定。",
+                                  "申请人提交的材料齐全、符合法定形式的，登记机关应当当场予以登记，并发给营业执照；"
+                                  "不能当场登记的，应当在3个工作日内予以登记，其中前款所称情形除外。"])
 def test_standalone_spans_are_not_dangling(text: str) -> None:
     assert not DANGLING.search(text)
 
@@ -39,6 +43,17 @@ def test_a_dangling_span_brings_its_context_or_is_not_quoted() -> None:
                          weights=SpanWeights(dense=0, prior=0, number=0, keep_ratio=0.9))
     texts = [s.text for s in spans]
     assert texts[-1].startswith("依照前款") and texts[0].startswith("市场主体应当在公示期满后")
+
+
+def test_a_span_leaning_on_a_leaning_span_gets_the_span_both_lean_on() -> None:
+    c = clause("申请办理注销登记，应当提交下列材料：\n（一）申请书；\n（二）清算报告；\n（三）清税证明。\n\n"
+               "除前款规定外，破产管理人还应当提交人民法院指定证明。\n\n"
+               "个体工商户申请注销登记的，无需提交第二项、第三项材料。")
+    spans = select_spans({"个体工商户": 3.0, "注销": 1.0}, False, [RankedClause(c, 1.0)], max_sentences=3,
+                         weights=SpanWeights(dense=0, prior=0, number=0, keep_ratio=0.9))
+    texts = [s.text for s in spans]
+    assert texts[0].startswith("申请办理注销登记，应当提交下列材料") and texts[-1].startswith("个体工商户申请注销")
+    assert not any(t.startswith("除前款") for t in texts)
 
 
 def test_a_list_of_items_is_one_block_with_one_marker() -> None:

@@ -81,8 +81,12 @@ class RankedClause:
 
 
 # A span that leans on its context cannot be quoted alone: "依照前款规定…", "有前款第二项情形的…",
-# "上述材料…". Such a span is quoted after the span before it (its context) or not at all.
-DANGLING = re.compile(r"^[^，。；]{0,12}(前款|前两款|前三款|前项|前述|上述|本款|第[一二三四五六七八九十]+项|该(条|款|项|情形|规定))")
+# "上述材料…", "个体工商户申请注销登记的，无需提交第二项、第三项材料". Such a span is quoted after the span
+# before it (its context) or not at all. The reference may follow a leading condition ("…的，"), so the
+# first 30 characters of its first sentence are searched; a later reference mostly points inside the span.
+DANGLING = re.compile(r"^[^。；]{0,30}?(前款|前两款|前三款|前项|前述|上述|本款|第[一二三四五六七八九十]+项|该(条|款|项|情形|规定))")
+_ITEM_REFERENCE = re.compile(r"第[一二三四五六七八九十]+项|前项")
+_LISTS_ITEMS = re.compile(r"\n[（(][一二三四五六七八九十]+[）)]")  # a span holding a list of 项, one per line
 
 
 def make_citation(n: int, clause: Clause, meta: DocumentMeta, score: float | None = None) -> Citation:
@@ -95,12 +99,19 @@ def make_citation(n: int, clause: Clause, meta: DocumentMeta, score: float | Non
 
 
 def clause_spans(clause: Clause, rank: int) -> list[Span]:
-    """The clause's quotable spans (knowledge.units.quotable_spans), each knowing the span before it
-    when it leans on it (前款, 上述)."""
+    """The clause's quotable spans (knowledge.units.quotable_spans), each knowing the span it leans on:
+    for 第二项/前项 the nearest list of 项 before it ("无需提交第二项、第三项材料" gets the list of 材料, not
+    the "除前款规定外…" sentence between them); for 前款/上述 the span right before it, if that one stands
+    alone."""
     spans = [Span(rank, position, text) for position, text in enumerate(quotable_spans(clause))]
-    for before, span in zip(spans, spans[1:]):
-        if DANGLING.search(span.text) and not DANGLING.search(before.text):
-            span.context = before
+    for i, span in enumerate(spans[1:], start=1):
+        reference = DANGLING.search(span.text)
+        if reference is None:
+            continue
+        if _ITEM_REFERENCE.fullmatch(reference.group(1)):
+            span.context = next((b for b in reversed(spans[:i]) if _LISTS_ITEMS.search(b.text)), None)
+        elif not DANGLING.search(spans[i - 1].text):
+            span.context = spans[i - 1]
     return spans
 
 
