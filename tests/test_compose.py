@@ -30,8 +30,8 @@ def test_dangling_spans_are_recognised(text: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["市场主体应当依法办理登记。", "公示期为20日。", "登记机关应当在3个工作日内作出决定。",
-                                  "申请人提交的材料齐全、符合法定形式的，登记机关应当当场予以登记，并发给营业执照；"
-                                  "不能当场登记的，应当在3个工作日内予以登记，其中前款所称情形除外。"])
+                                  ("申请人提交的材料齐全、符合法定形式的，登记机关应当当场予以登记，并发给营业执照；"
+                                   "不能当场登记的，应当在3个工作日内予以登记，其中前款所称情形除外。")])
 def test_standalone_spans_are_not_dangling(text: str) -> None:
     assert not DANGLING.search(text)
 

@@ -27,7 +27,7 @@ from assistant.answering.grounding import (
     split_sentences,
     verdict,
 )
-from assistant.evaluation.grounding_eval import LABELS, TARGETS, Constants, load_cases, rates, select
+from assistant.evaluation.grounding_eval import LABELS, Constants, load_cases, rates, select
 
 # Public clause texts from the corpus (index/clauses.jsonl), cited as [1] in the examples below.
 HUILU = ("经营者违反本法第七条规定贿赂他人的，由监督检查部门没收违法所得，处十万元以上三百万元以下的罚款。"
