@@ -266,7 +266,8 @@ def _tune_ranker(assistant, questions: list[EvalQuestion], fusion_report: dict) 
     """Fit the pairwise ranker per fold on the fused candidates; keep it only if it beats fusion alone.
 
     With a cross-encoder configured, the ranker is fitted with and without its score, and the reranker
-    is kept only if cross-validation prefers the ranker that reads it.
+    is kept only if the ranker that reads it wins on held-out folds by more than RERANKER_MIN_Z standard
+    errors.
     """
     searcher = assistant.searcher
     names = searcher.feature_names()
@@ -307,18 +308,16 @@ def _tune_ranker(assistant, questions: list[EvalQuestion], fusion_report: dict) 
     if RERANK_FEATURE in names:
         variants["with_reranker"] = names
     results = {name: cross_validated(variant) for name, variant in variants.items()}
-    best = "without_reranker"
-    if "with_reranker" in results:
-        gain = paired_gain(results["with_reranker"]["per_question"], results["without_reranker"]["per_question"])
-        if gain.z > RERANKER_MIN_Z:
-            best = "with_reranker"
+    gain = (paired_gain(results["with_reranker"]["per_question"], results["without_reranker"]["per_question"])
+            if "with_reranker" in results else None)
+    best = "with_reranker" if gain is not None and gain.z > RERANKER_MIN_Z else "without_reranker"
     keep = results[best]["cv_mrr@10"] > fusion_report["cv_mrr@10"]
     ranker = fit(data, variants[best]) if keep else None
     reranker = searcher.reranker.name_or_path if searcher.reranker else None
     results = {name: {k: v for k, v in r.items() if k != "per_question"} for name, r in results.items()}
     return ranker, {**results[best], "kept": keep, "reranker": reranker,
                     "reranker_kept": bool(ranker and ranker.reads_reranker),
-                    "reranker_gain": gain._asdict() if "with_reranker" in results else None,
+                    "reranker_gain": gain._asdict() if gain is not None else None,
                     "variants": {name: {k: r[k] for k in ("cv_mrr@10", "cv_recall@5")} for name, r in results.items()},
                     "weights": dict(zip(ranker.features, ranker.weights)) if ranker else None}
 
