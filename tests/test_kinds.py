@@ -14,13 +14,13 @@ KINDS = (CONSEQUENCE, DEFINITION)
 @pytest.mark.parametrize(("kind", "question"), [(k, q) for k in KINDS for q in k.fires_on],
                          ids=lambda v: getattr(v, "name", v))
 def test_kind_is_told_by_its_wording(kind, question: str) -> None:  # noqa: ANN001
-    assert kind.asked_by(question)
+    assert kind.fires(question)
 
 
 @pytest.mark.parametrize(("kind", "question"), [(k, q) for k in KINDS for q in k.passes],
                          ids=lambda v: getattr(v, "name", v))
 def test_kind_does_not_fire_on_other_questions(kind, question: str) -> None:  # noqa: ANN001
-    assert not kind.asked_by(question)
+    assert not kind.fires(question)
 
 
 def test_every_kind_has_examples_on_both_sides_and_a_reason() -> None:

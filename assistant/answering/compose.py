@@ -12,7 +12,7 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict
 
-from ..knowledge.units import quotable_spans
+from ..knowledge.units import holds_items, quotable_spans
 from ..numerals import int_to_cn
 from ..schema import STATUS_LABELS_ZH, Citation, Clause, DocStatus, DocumentMeta
 from .grounding import split_sentences as answer_sentences
@@ -86,7 +86,6 @@ class RankedClause:
 # first 30 characters of its first sentence are searched; a later reference mostly points inside the span.
 DANGLING = re.compile(r"^[^。；]{0,30}?(前款|前两款|前三款|前项|前述|上述|本款|第[一二三四五六七八九十]+项|该(条|款|项|情形|规定))")
 _ITEM_REFERENCE = re.compile(r"第[一二三四五六七八九十]+项|前项")
-_LISTS_ITEMS = re.compile(r"\n[（(][一二三四五六七八九十]+[）)]")  # a span holding a list of 项, one per line
 
 
 def make_citation(n: int, clause: Clause, meta: DocumentMeta, score: float | None = None) -> Citation:
@@ -109,7 +108,7 @@ def clause_spans(clause: Clause, rank: int) -> list[Span]:
         if reference is None:
             continue
         if _ITEM_REFERENCE.fullmatch(reference.group(1)):
-            span.context = next((b for b in reversed(spans[:i]) if _LISTS_ITEMS.search(b.text)), None)
+            span.context = next((b for b in reversed(spans[:i]) if holds_items(b.text)), None)
         elif not DANGLING.search(spans[i - 1].text):
             span.context = spans[i - 1]
     return spans

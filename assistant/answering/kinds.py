@@ -17,26 +17,11 @@ carries examples where it must match and where it must not (tests/test_kinds.py 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from ..schema import Clause
+from .wording import WordingRule
 
-
-@dataclass(frozen=True)
-class QuestionKind:
-    """A kind of question, told by its wording, with examples on both sides."""
-
-    name: str
-    pattern: re.Pattern[str]
-    why: str
-    fires_on: tuple[str, ...]
-    passes: tuple[str, ...]
-
-    def asked_by(self, question: str) -> bool:
-        return bool(self.pattern.search(question))
-
-
-CONSEQUENCE = QuestionKind(
+CONSEQUENCE = WordingRule(
     name="consequence",
     # 违法/违规 alone are left out: "政府指定采购单位违法吗" asks whether something is lawful, and the
     # answer is the rule itself, not the penalty chapter.
@@ -48,7 +33,7 @@ CONSEQUENCE = QuestionKind(
             "责任编辑是谁"),
 )
 
-DEFINITION = QuestionKind(
+DEFINITION = WordingRule(
     name="definition",
     # "依据是什么"/"条件是什么" end in 是什么 too, but ask for a rule, not a meaning: only the wordings
     # that ask what a term is, means or counts as.

@@ -86,7 +86,7 @@ class AnswerPipeline:
             if names:
                 meta = self.index.documents[names[0]]
                 return f"{(meta.short_names or (meta.title,))[0]}{question}"
-        if not (FOLLOW_UP.pattern.search(question) or len(content_words(question)) <= 1):
+        if not (FOLLOW_UP.fires(question) or len(content_words(question)) <= 1):
             return question
         topic = " ".join(w for w in content_words(previous) if w not in question)
         return f"{question} {topic}".strip()

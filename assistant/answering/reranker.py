@@ -13,12 +13,12 @@ it (evaluation/tuning.py). Scoring a pool of 30 clauses costs one batched forwar
 
 from __future__ import annotations
 
-import os
 from functools import cached_property, lru_cache
 
 import numpy as np
 
-from ..errors import ExtraMissingError, ModelError
+from ..errors import ModelError
+from ..knowledge.embeddings import offline_sentence_transformers
 
 RERANK_BATCH = 32  # pairs per forward pass: the whole candidate pool (30 by default) in one batch
 SCORE_CACHE = 2048  # (question, pool) results kept: tuning and repeated hotline questions ask again
@@ -37,17 +37,13 @@ class CrossEncoderReranker:
 
     @cached_property
     def _model(self):  # noqa: ANN202 - the CrossEncoder type lives in the optional extra
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        try:
-            from sentence_transformers import CrossEncoder
-            from torch.nn import Identity
-        except ImportError:
-            raise ExtraMissingError("sentence-transformers", "st", "the cross-encoder reranker") from None
+        sentence_transformers = offline_sentence_transformers("the cross-encoder reranker")
+        from torch.nn import Identity  # installed with sentence-transformers
+
         try:
             # Raw logits: a sigmoid would squash the differences the ranker's linear weight reads.
-            return CrossEncoder(self.name_or_path, device="cpu", max_length=self.max_length, local_files_only=True,
-                                activation_fn=Identity())
+            return sentence_transformers.CrossEncoder(self.name_or_path, device="cpu", max_length=self.max_length,
+                                                      local_files_only=True, activation_fn=Identity())
         except (OSError, ValueError) as exc:
             raise ModelError(
                 f"cannot load the reranker {self.name_or_path!r} offline ({exc}). Set POLICY_QA_RERANKER to "

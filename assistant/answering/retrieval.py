@@ -219,8 +219,8 @@ class ClauseSearcher:
                               for span in self._span_texts[int(i)]), default=0.0) for i in pool]
         rows = candidate_features(pool, fused, raw.bm25, raw.dense, raw.heading, coverage, heading_coverage,
                                   named, self._in_force, self._lengths, span_best, span_coverage,
-                                  self._liability, self._defining, CONSEQUENCE.asked_by(query),
-                                  DEFINITION.asked_by(query))
+                                  self._liability, self._defining, CONSEQUENCE.fires(query),
+                                  DEFINITION.fires(query))
         if RERANK_FEATURE in self.feature_names(ranker):
             pairs = [self._rerank_texts[int(i)] for i in pool]
             rows = np.column_stack([rows, self.reranker.scores(query, pairs)])  # type: ignore[union-attr]

@@ -11,23 +11,8 @@ our own phrasing and misfired on real questions; the `passes` lists keep those c
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class ScopeRule:
-    """A pattern that declines a question, why it exists, and examples on both sides of it."""
-
-    name: str
-    pattern: re.Pattern[str]
-    why: str
-    fires_on: tuple[str, ...]
-    passes: tuple[str, ...]
-    unless: re.Pattern[str] | None = None
-
-    def fires(self, question: str) -> bool:
-        return bool(self.pattern.search(question)) and not (self.unless and self.unless.search(question))
-
+from .wording import WordingRule
 
 # Places whose *local* policies the corpus does not hold. Xiamen's plan and national law are in scope,
 # so naming one of these alone is no reason to decline: national law answers "北京的公司能简易注销吗".
@@ -42,8 +27,8 @@ _LOCAL_POLICY = (
     r"|社保(缴费)?基数|当地(的)?政策|本地(的)?政策|(出台|发布)了?(什么|哪些)|有什么政策|有哪些政策)"
 )
 
-RULES: tuple[ScopeRule, ...] = (
-    ScopeRule(
+RULES: tuple[WordingRule, ...] = (
+    WordingRule(
         name="instruction",
         pattern=re.compile(
             r"(忽略|无视|忘记|忘掉|不要理会).{0,10}(指令|指示|规则|提示|设定|要求|限制)"
@@ -63,7 +48,7 @@ RULES: tuple[ScopeRule, ...] = (
             "企业年报有哪些提示事项", "市场监管部门充当什么角色",
         ),
     ),
-    ScopeRule(
+    WordingRule(
         name="small_talk",
         pattern=re.compile(
             r"^(你好|您好|哈喽|hello|hi|在吗|在不在|谢谢|多谢|再见|拜拜|早上好|下午好|晚上好)[啊呀呢吗！!。.,，？?~～\s]*$"
@@ -78,7 +63,7 @@ RULES: tuple[ScopeRule, ...] = (
             "天气原因导致工程延期能免责吗",
         ),
     ),
-    ScopeRule(
+    WordingRule(
         name="other_jurisdiction",
         pattern=re.compile(rf"({_PLACES}).{{0,20}}{_LOCAL_POLICY}|{_LOCAL_POLICY}.{{0,12}}({_PLACES})"),
         unless=re.compile(r"厦门|全国|国家|国务院|法律|条例|内地投资|来内地|在内地|大陆投资"),
@@ -92,23 +77,16 @@ RULES: tuple[ScopeRule, ...] = (
 )
 
 
-def declining_rule(question: str) -> ScopeRule | None:
+def declining_rule(question: str) -> WordingRule | None:
     """The first rule that declines `question`, or None."""
     return next((rule for rule in RULES if rule.fires(question)), None)
 
 
-@dataclass(frozen=True)
-class FollowUpRule:
-    """When a question leans on the previous turn for its topic ("那个体户呢？")."""
-
-    pattern: re.Pattern[str]
-    fires_on: tuple[str, ...]
-    passes: tuple[str, ...]
-
-
 # A follow-up opens with a continuation word, or is a short "X呢" question. Ending in 吗 is no sign: most
 # standalone yes/no questions do ("外资企业能简易注销吗").
-FOLLOW_UP = FollowUpRule(
+FOLLOW_UP = WordingRule(
+    name="follow_up",
+    why='a question that leans on the previous turn for its topic ("那个体户呢？") borrows that topic',
     pattern=re.compile(r"^(那|那么|那如果|如果是|要是|还有|另外|这个|那个|这种|那种)|^.{1,10}呢[？?]?$"),
     fires_on=("那个体户呢？", "那要公示多久？", "如果是外资企业呢", "还有别的条件吗", "合伙企业呢"),
     passes=("外资企业能简易注销吗", "注册资本几年内缴足", "个体户可以简易注销吗？", "营业执照丢了怎么办呢，要登报吗"),

@@ -133,16 +133,9 @@ class SentenceTransformerEmbeddings(ArrayEmbeddings):
 
     @cached_property
     def _model(self):  # noqa: ANN202 - the SentenceTransformer type lives in the optional extra
-        import os
-
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        sentence_transformers = offline_sentence_transformers("the sentence-transformers embedding backend")
         try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError:
-            raise ExtraMissingError("sentence-transformers", "st", "the sentence-transformers embedding backend") from None
-        try:
-            return SentenceTransformer(self.model_name_or_path, device="cpu")
+            return sentence_transformers.SentenceTransformer(self.model_name_or_path, device="cpu")
         except OSError as exc:
             raise ModelError(
                 f"cannot load the embedding model {self.model_name_or_path!r} offline: {exc}. "
@@ -162,6 +155,18 @@ class SentenceTransformerEmbeddings(ArrayEmbeddings):
     def embed_query_array(self, text: str) -> np.ndarray:
         vector = self._model.encode(self.query_prefix + text, normalize_embeddings=True)
         return np.asarray(vector, dtype=np.float32)
+
+
+def offline_sentence_transformers(feature: str):  # noqa: ANN201 - the module lives in the optional extra
+    """The sentence_transformers module with Hugging Face forced offline, so that no model, tokenizer or
+    file is ever downloaded at run time; `feature` names what needs it in the missing-extra error."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import sentence_transformers
+    except ImportError:
+        raise ExtraMissingError("sentence-transformers", "st", feature) from None
+    return sentence_transformers
 
 
 def _prefixes_for(name: str) -> tuple[str, str]:

@@ -70,11 +70,16 @@ def quotable_spans(clause: Clause) -> list[str]:
     """
     pieces: list[str] = []
     for paragraph in clause.paragraphs:
-        if _ITEM_LINE.search(paragraph):
+        if holds_items(paragraph):
             pieces.append(_shorten_list(paragraph))
         else:
             pieces.extend(split_sentences(paragraph))
     return pieces
+
+
+def holds_items(text: str) -> bool:
+    """Whether `text` holds a list of 项, one per line ("…下列材料：\n（一）申请书；\n（二）…")."""
+    return bool(_ITEM_LINE.search(text))
 
 
 def _shorten_list(paragraph: str) -> str:
