@@ -28,9 +28,10 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = Field(64, ge=1)
     reranker: str | None = Field(
-        None,
-        description="optional: a local sentence-transformers cross-encoder directory; `policy-qa build` "
-        "weighs its score in the ranker and keeps it only if cross-validation supports it",
+        "bundled",
+        description="the relevance model that reads question and clause together: 'bundled' (trained here), "
+        "a local sentence-transformers cross-encoder directory, or 'none'; `policy-qa build` weighs its score "
+        "and keeps it only if cross-validation supports it",
     )
 
     top_k: int = Field(5, ge=1, le=20, description="clauses retrieved per question")

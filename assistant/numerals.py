@@ -72,3 +72,19 @@ def int_to_cn(number: int) -> str:
         return cn2an.an2cn(int(number))
     except ValueError:
         return str(number)
+
+
+def with_arabic_numbers(text: str) -> str:
+    """Chinese numerals in running text rewritten as Arabic ones ("十日内" → "10日内", "百分之十" → "10%"),
+    so that a page quoting "10%" and a clause saying 百分之十 share their words. Text cn2an cannot read is
+    returned as it was."""
+    import warnings
+
+    import cn2an
+
+    with warnings.catch_warnings():  # cn2an warns about every numeral-like word it leaves alone ("千万")
+        warnings.simplefilter("ignore")
+        try:
+            return cn2an.transform(text, "cn2an")
+        except (ValueError, KeyError, IndexError):
+            return text

@@ -59,12 +59,12 @@ class Assistant:
         self.index = index
         self.embeddings = embeddings
         self.tuning = tuning or Tuning.load(settings.index_dir)
-        ranker = self.tuning.ranker_for(settings.reranker)
-        # A reranker is loaded when the ranker reads it, or before any tuning (which weighs it).
+        # A relevance model is loaded when the fitted second stage reads it, or before any tuning (which weighs it).
         untuned = "ranker" not in self.tuning.report
-        reranker = load_reranker(settings.reranker) if untuned or (ranker and ranker.reads_reranker) else None
+        reranker = load_reranker(settings.reranker) if untuned or self.tuning.reranking is not None else None
+        reranking = self.tuning.reranking_for(reranker.name if reranker else None)
         self.searcher = ClauseSearcher(index, embeddings, settings.candidate_k, self.tuning.fusion,
-                                       settings.query_cache_size, ranker, reranker)
+                                       settings.query_cache_size, self.tuning.ranker, reranker, reranking)
         self.pipeline = AnswerPipeline(settings, index, self.searcher, self.tuning)
         # The generative mode's model client and prompts (checked here, at start); None without an LLM,
         # in which case langchain's chain machinery is never imported (it costs a third of a second).

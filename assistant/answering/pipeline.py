@@ -39,7 +39,7 @@ from .compose import (
     version_notices,
 )
 from .retrieval import ClauseSearcher, Hit, Method, Retrieval
-from .scope import ScopeDecision, Signals
+from .scope import ScopeDecision
 from .scope_rules import FOLLOW_UP, declining_rule
 from .tuning import Tuning
 
@@ -118,28 +118,46 @@ class AnswerPipeline:
         if not hits:
             return self._declined(question, query, "nothing_retrieved", ABSTAIN_REPLY, retrieval=retrieval)
         decision = self.decide(query, retrieval, hits)
+        if decision.confidence is Confidence.declined:
+            return self._declined(question, query, decision.reason, ABSTAIN_REPLY, retrieval=retrieval,
+                                  probability=decision.probability)
         answer = self._compose(question, query, retrieval, hits, dropped, decision.confidence)
         if as_of is not None:
             answer.notices.insert(0, AS_OF_NOTICE.format(day=as_of.isoformat()))
         return Prepared(question, query, decision, answer, hits, dropped, retrieval, retrieve_ms)
 
     def decide(self, query: str, retrieval: Retrieval, hits: list[Hit]) -> ScopeDecision:
-        """High when a quoted policy term is named or the scope model says so; low otherwise."""
-        if self.word_stats.names_policy_term(query):
-            return ScopeDecision(Confidence.high, "policy_term")
+        """Declined when the question is not a policy question at all; otherwise the calibration decides
+        between high, low and declined (scope.py). Without a fitted calibration everything is high."""
+        domain = self.tuning.domain
+        if domain is not None and retrieval.query_vector is not None:
+            p_off = domain.off_domain(retrieval.query_vector)
+            if p_off >= domain.threshold:
+                return ScopeDecision(Confidence.declined, "off_domain", round(p_off, 4))
         if self.tuning.scope is None:
             return ScopeDecision(Confidence.high, "no_scope_model")
         return self.tuning.scope.decide(self.signals(query, retrieval, hits))
 
-    def signals(self, query: str, retrieval: Retrieval, hits: list[Hit]) -> Signals:
+    def signals(self, query: str, retrieval: Retrieval, hits: list[Hit]) -> dict[str, float]:
+        """What the calibration reads about one question and its retrieval (scope.SIGNALS)."""
         top_text = "".join(self.index.clauses[h.clause_index].text for h in hits[:ANSWER_CLAUSES])
-        return Signals(
-            coverage=self.word_stats.coverage(query, top_text),
-            unknown=self.word_stats.unknown(query),
-            bm25_log=math.log1p(retrieval.bm25_top),
-            dense_top=retrieval.dense_top,
-            dense_margin=retrieval.dense_margin,
-        )
+        ranking = retrieval.ranking
+        first = hits[0].clause_index
+        rank_top, rank_next = _first_and_next(ranking.scores if ranking else {}, first)
+        relevance_top, relevance_next = _first_and_next(ranking.relevance if ranking else {}, first)
+        return {
+            "coverage": self.word_stats.coverage(query, top_text),
+            "unknown": self.word_stats.unknown(query),
+            "bm25_log": math.log1p(retrieval.bm25_top),
+            "dense_top": retrieval.dense_top,
+            "dense_margin": retrieval.dense_margin,
+            "rank_top": rank_top,
+            "rank_margin": rank_top - rank_next,
+            "agree_dense": float(retrieval.dense_first == first),
+            "relevance_top": relevance_top,
+            "relevance_margin": relevance_top - relevance_next,
+            "policy_term": float(self.word_stats.names_policy_term(query)),
+        }
 
     def prefer_in_force(self, hits: list[Hit], as_of: date | None = None) -> tuple[list[Hit], list[DocumentMeta]]:
         """Drop hits from a superseded version when its replacement was retrieved too; on a given day,
@@ -218,12 +236,13 @@ class AnswerPipeline:
         return None
 
     def _declined(self, question: str, query: str, reason: str, reply: str,
-                  retrieval: Retrieval | None = None) -> Prepared:
+                  retrieval: Retrieval | None = None, probability: float | None = None) -> Prepared:
         hits = self.prefer_in_force(retrieval.hits)[0] if retrieval else []
         related = [self.citation(i + 1, h) for i, h in enumerate(hits[:RELATED_ON_DECLINE])]
         answer = Answer(question=question, answer=reply, abstained=True, confidence=Confidence.declined,
                         related=related)
-        return Prepared(question, query, ScopeDecision(Confidence.declined, reason), answer, hits, [], retrieval)
+        decision = ScopeDecision(Confidence.declined, reason, probability)
+        return Prepared(question, query, decision, answer, hits, [], retrieval)
 
     def _compose(self, question: str, query: str, retrieval: Retrieval, hits: list[Hit],
                  dropped: list[DocumentMeta], confidence: Confidence) -> Answer:
@@ -247,3 +266,12 @@ class AnswerPipeline:
             text = f"{LOW_CONFIDENCE_INTRO}\n{text}\n{LOW_CONFIDENCE_REFERRAL}"
         return Answer(question=question, answer=text, abstained=False, confidence=confidence,
                       citations=citations, notices=notices)
+
+
+def _first_and_next(scores: dict[int, float], first: int) -> tuple[float, float]:
+    """The score of the first clause and the best score of any other (0, 0 when nothing was scored)."""
+    if not scores:
+        return 0.0, 0.0
+    top = scores.get(first, max(scores.values()))
+    others = [v for i, v in scores.items() if i != first]
+    return top, max(others) if others else top

@@ -18,7 +18,10 @@ particular law or wording:
 - liability_asked, liability_unasked: the clause is in a 法律责任 chapter and the question asks about
   consequences, or does not; definition_asked: the clause defines and the question asks what a term
   means (kinds.py);
-- cross_encoder (only with an optional reranker, reranker.py): its score for (question, clause).
+
+A second stage (`Reranking`) re-orders the ranker's top few with a relevance model that reads the
+question and each clause together (knowledge/relevance.py, or a local cross-encoder): only the top
+`depth` are read, because reading costs a forward pass per clause.
 """
 
 from __future__ import annotations
@@ -26,14 +29,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict
 
 FEATURES = (
     "fused", "bm25_rel", "bm25_rr", "dense_rel", "dense_rr", "heading_rel", "heading_rr",
     "coverage", "heading_coverage", "named", "in_force", "length", "span_dense", "span_coverage",
     "liability_asked", "liability_unasked", "definition_asked",
 )
-RERANK_FEATURE = "cross_encoder"
+RERANK_FEATURES = ("ranker", "relevance")
 
 
 class LinearRanker(BaseModel):
@@ -46,23 +49,25 @@ class LinearRanker(BaseModel):
     std: tuple[float, ...]
     features: tuple[str, ...] = FEATURES  # what each weight reads
 
-    @model_validator(mode="before")
-    @classmethod
-    def _features_of_older_files(cls, data: object) -> object:
-        """tuning.json files from before `features` was stored read the first FEATURES, in order."""
-        if isinstance(data, dict) and "features" not in data and "weights" in data:
-            return {**data, "features": FEATURES[: len(data["weights"])]}
-        return data
-
-    @property
-    def reads_reranker(self) -> bool:
-        return RERANK_FEATURE in self.features
-
     def scores(self, features: np.ndarray, names: tuple[str, ...] = FEATURES) -> np.ndarray:
         """Scores of rows whose columns are `names` (a superset of the features this ranker reads)."""
         columns = [names.index(name) for name in self.features]
         z = (features[:, columns] - np.asarray(self.mean)) / np.asarray(self.std)
         return z @ np.asarray(self.weights)
+
+
+class Reranking(BaseModel):
+    """The second stage: the ranker's top `depth` clauses scored again by the ranker's score and the
+    relevance model's logit together (weights fitted by cross-validation, like the ranker's)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    depth: int
+    reranker: str  # the relevance model it was fitted with: its weights mean nothing with another one
+    ranker: LinearRanker
+
+    def scores(self, first_stage: np.ndarray, relevance: np.ndarray) -> np.ndarray:
+        return self.ranker.scores(np.column_stack([first_stage, relevance]), RERANK_FEATURES)
 
 
 def reciprocal_rank(scores: np.ndarray) -> np.ndarray:

@@ -1,24 +1,37 @@
-"""An optional cross-encoder that reads the question and a clause together, for deployments that have one.
+"""Relevance models that read the question and a clause together: the bundled one, or a local cross-encoder.
 
 A bi-encoder (e5) embeds question and clause apart, so neighbouring articles of one law look alike to
-it; a cross-encoder attends across both texts and tells 第三十七条's 遗失补领 from its 缴回 sentence. On
-AIR-Bench law-zh, bge-reranker-v2-m3 lifts e5-small from nDCG@1 0.613 to 0.800. None is bundled and none
-can be downloaded here, so it is off unless `POLICY_QA_RERANKER` names a local model directory (or a
-name already in the local Hugging Face cache).
+it; a cross-encoder attends across both texts and tells 第三十七条's 遗失补领 from its 缴回 sentence.
+`POLICY_QA_RERANKER` chooses one: `bundled` (the default: the model trained here from e5's weights,
+knowledge/relevance.py), a local sentence-transformers cross-encoder directory (e.g. a copy of
+bge-reranker-v2-m3), or `none`.
 
-Its score is not trusted blindly: it becomes one more feature of the learned ranker (ranking.py), and
-`policy-qa build` keeps it only if cross-validation on the dev questions says the ranker is better with
-it (evaluation/tuning.py). Scoring a pool of 30 clauses costs one batched forward pass per question.
+Its score is not trusted blindly: the second ranking stage weighs it against the learned ranker's score
+(ranking.Reranking), and `policy-qa build` keeps it only if cross-validation on the dev questions says the
+ranking is better with it (evaluation/tuning.py). Only the ranker's top few clauses are read.
 """
 
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
+from typing import Protocol
 
 import numpy as np
 
 from ..errors import ModelError
 from ..knowledge.embeddings import offline_sentence_transformers
+from ..knowledge.relevance import BUNDLED_DIR, RelevanceModel
+
+BUNDLED = "bundled"
+OFF = ("", "none", "off")
+
+
+class Reranker(Protocol):
+    """What the second ranking stage needs of a relevance model."""
+
+    name: str
+
+    def scores(self, query: str, texts: list[str]) -> np.ndarray: ...
 
 RERANK_BATCH = 32  # pairs per forward pass: the whole candidate pool (30 by default) in one batch
 SCORE_CACHE = 2048  # (question, pool) results kept: tuning and repeated hotline questions ask again
@@ -31,7 +44,7 @@ class CrossEncoderReranker:
     """
 
     def __init__(self, name_or_path: str, max_length: int = 512) -> None:
-        self.name_or_path = name_or_path
+        self.name = self.name_or_path = name_or_path
         self.max_length = max_length
         self.pair_scores = lru_cache(maxsize=SCORE_CACHE)(self._pair_scores)
 
@@ -67,6 +80,12 @@ class CrossEncoderReranker:
         return tuple(float(s) for s in np.asarray(scores).reshape(len(texts), -1)[:, -1])
 
 
-def load_reranker(name_or_path: str | None) -> CrossEncoderReranker | None:
-    """The configured reranker, loaded; None when `POLICY_QA_RERANKER` is unset."""
-    return CrossEncoderReranker(name_or_path).load() if name_or_path else None
+def load_reranker(setting: str | None) -> Reranker | None:
+    """The configured relevance model, loaded: `bundled`, a local cross-encoder path, or None for `none`."""
+    if setting is None or setting.strip().lower() in OFF:
+        return None
+    if setting == BUNDLED:
+        if not (BUNDLED_DIR / "model.onnx").is_file():
+            return None  # a checkout without the trained artefact ranks without it
+        return RelevanceModel(BUNDLED_DIR).load()
+    return CrossEncoderReranker(setting).load()

@@ -16,7 +16,7 @@ Their weights in the fusion are chosen by cross-validation (answering/tuning.py)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
@@ -27,10 +27,11 @@ from ..knowledge.store import ClauseIndex
 from ..knowledge.units import quotable_spans, text_key, unit_pieces
 from ..schema import DocStatus
 from ..text import content_words, expand_colloquial, tokenize
+from ..knowledge.relevance import relevance_text
 from .kinds import CONSEQUENCE, DEFINITION, is_defining, is_liability
-from .ranking import FEATURES, RERANK_FEATURE, LinearRanker, candidate_features
+from .ranking import FEATURES, LinearRanker, Reranking, candidate_features
 from .references import DocumentNames, Reference, parse_reference
-from .reranker import CrossEncoderReranker
+from .reranker import Reranker
 from .terms import WordStats
 from .tuning import FusionParams
 
@@ -60,6 +61,15 @@ class RawScores:
 
 
 @dataclass
+class Ranking:
+    """The candidates in their final order, with what each stage said about them."""
+
+    order: np.ndarray
+    scores: dict[int, float] = field(default_factory=dict)  # the learned ranker's score per pool clause
+    relevance: dict[int, float] = field(default_factory=dict)  # the relevance model's logit, where read
+
+
+@dataclass
 class Retrieval:
     """Ranked clause hits plus the signals the scope decision reads."""
 
@@ -68,7 +78,9 @@ class Retrieval:
     bm25_top: float = 0.0
     dense_top: float = 0.0
     dense_margin: float = 0.0
+    dense_first: int | None = None  # dense retrieval's own first clause
     query_vector: np.ndarray | None = None
+    ranking: Ranking | None = None
 
 
 class ClauseSearcher:
@@ -76,7 +88,8 @@ class ClauseSearcher:
 
     def __init__(self, index: ClauseIndex, embeddings: ArrayEmbeddings, candidate_k: int = 30,
                  fusion: FusionParams = FusionParams(), query_cache_size: int = 4096,
-                 ranker: LinearRanker | None = None, reranker: CrossEncoderReranker | None = None):
+                 ranker: LinearRanker | None = None, reranker: Reranker | None = None,
+                 reranking: Reranking | None = None):
         import bm25s
 
         self.index = index
@@ -85,9 +98,9 @@ class ClauseSearcher:
         self.fusion = fusion
         self.ranker = ranker
         self.reranker = reranker
-        # What the cross-encoder reads of a clause: its document and headings say what a bare article is about.
-        self._rerank_texts = [" ".join((index.documents[c.doc_id].title, *c.heading_path, c.text))
-                              for c in index.clauses] if reranker else []
+        self.reranking = reranking
+        # What the relevance model reads of a clause: its document and headings say what a bare article is about.
+        self._rerank_texts = [relevance_text(c, index.documents[c.doc_id]) for c in index.clauses] if reranker else []
         self.word_stats = WordStats([c.text for c in index.clauses], index.vocabulary)
         self._in_force = np.array([index.documents[c.doc_id].status is DocStatus.in_force for c in index.clauses])
         self._lengths = np.array([len(c.text) for c in index.clauses], dtype=float)
@@ -176,9 +189,11 @@ class ClauseSearcher:
         result.dense_top = float(top[0]) if len(top) else 0.0
         background = top[10:30]
         result.dense_margin = float(top[0] - background.mean()) if len(background) else 0.0
+        result.dense_first = int(np.argmax(np.where(allowed, raw.dense, -1.0))) if raw.dense.any() else None
 
         taken = {h.clause_index for h in result.hits}
-        for i in self.order(query, raw, fused, method):
+        result.ranking = self.rank(query, raw, fused, method)
+        for i in result.ranking.order:
             if len(result.hits) >= k:
                 break
             if int(i) not in taken:
@@ -186,27 +201,47 @@ class ClauseSearcher:
         return result
 
     def order(self, query: str, raw: RawScores, fused: np.ndarray, method: Method = "hybrid",
-              ranker: LinearRanker | None = None) -> np.ndarray:
-        """Clause indices with a positive fused score, best first: by the ranker when there is one
-        (hybrid only), else by the fused score."""
+              ranker: LinearRanker | None = None, reranking: Reranking | None = None) -> np.ndarray:
+        """Clause indices with a positive fused score, best first (see `rank`)."""
+        return self.rank(query, raw, fused, method, ranker, reranking).order
+
+    def rank(self, query: str, raw: RawScores, fused: np.ndarray, method: Method = "hybrid",
+             ranker: LinearRanker | None = None, reranking: Reranking | None = None) -> Ranking:
+        """The candidates best first: by the learned ranker when there is one (hybrid only), else by the
+        fused score; then, with a relevance model and its fitted `Reranking`, the ranker's top `depth`
+        re-ordered by the ranker's score and the model's logit together."""
         ranker = ranker or self.ranker
+        reranking = reranking or self.reranking
         candidates = np.argsort(-fused, kind="stable")
         candidates = candidates[fused[candidates] > 0]
         if ranker is None or method != "hybrid" or not len(candidates):
-            return candidates
+            return Ranking(candidates)
         pool = candidates[: self.candidate_k]
-        scores = ranker.scores(self.features(query, raw, fused, pool, ranker), self.feature_names(ranker))
-        return np.concatenate([pool[np.argsort(-scores, kind="stable")], candidates[self.candidate_k:]])
+        scores = ranker.scores(self.features(query, raw, fused, pool))
+        by_score = np.argsort(-scores, kind="stable")
+        pool, scores = pool[by_score], scores[by_score]
+        ranking = Ranking(np.concatenate([pool, candidates[self.candidate_k:]]),
+                          {int(i): float(v) for i, v in zip(pool, scores)})
+        if reranking is None or self.reranker is None:
+            return ranking
+        top = pool[: reranking.depth]
+        relevance = self.relevance(query, top)
+        final = reranking.scores(scores[: len(top)], relevance)
+        ranking.order[: len(top)] = top[np.argsort(-final, kind="stable")]
+        ranking.relevance = {int(i): float(v) for i, v in zip(top, relevance)}
+        return ranking
 
-    def feature_names(self, ranker: LinearRanker | None = None) -> tuple[str, ...]:
-        """The columns `features` returns: FEATURES, and the reranker's score when one is configured and
-        `ranker` reads it (with no ranker, as when tuning, every column there is)."""
-        reads_reranker = self.reranker is not None and (ranker is None or ranker.reads_reranker)
-        return FEATURES + (RERANK_FEATURE,) if reads_reranker else FEATURES
+    def relevance(self, query: str, clause_indices: np.ndarray) -> np.ndarray:
+        """The relevance model's logit for each clause (it reads the question and the clause together)."""
+        if self.reranker is None:
+            return np.zeros(len(clause_indices))
+        return self.reranker.scores(query, [self._rerank_texts[int(i)] for i in clause_indices])
 
-    def features(self, query: str, raw: RawScores, fused: np.ndarray, pool: np.ndarray,
-                 ranker: LinearRanker | None = None) -> np.ndarray:
-        """The ranker's features (`feature_names(ranker)`) for the clauses in `pool`."""
+    def feature_names(self) -> tuple[str, ...]:
+        return FEATURES
+
+    def features(self, query: str, raw: RawScores, fused: np.ndarray, pool: np.ndarray) -> np.ndarray:
+        """The first-stage ranker's features (FEATURES) for the clauses in `pool`."""
         words = self.query_terms(query)
         total = sum(words.values()) or 1.0
         texts = [self.index.clauses[int(i)].text for i in pool]
@@ -217,14 +252,10 @@ class ClauseSearcher:
         span_best = self._best_span_similarity(pool, raw.query_vector.reshape(-1))
         span_coverage = [max((sum(w for word, w in words.items() if word in span) / total
                               for span in self._span_texts[int(i)]), default=0.0) for i in pool]
-        rows = candidate_features(pool, fused, raw.bm25, raw.dense, raw.heading, coverage, heading_coverage,
+        return candidate_features(pool, fused, raw.bm25, raw.dense, raw.heading, coverage, heading_coverage,
                                   named, self._in_force, self._lengths, span_best, span_coverage,
                                   self._liability, self._defining, CONSEQUENCE.fires(query),
                                   DEFINITION.fires(query))
-        if RERANK_FEATURE in self.feature_names(ranker):
-            pairs = [self._rerank_texts[int(i)] for i in pool]
-            rows = np.column_stack([rows, self.reranker.scores(query, pairs)])  # type: ignore[union-attr]
-        return rows
 
     def unit_similarities(self, clause_index: int, query_vector: np.ndarray) -> tuple[tuple[str, ...], tuple[float, ...]]:
         """A clause's unit texts (without context) and each unit's cosine to the query."""
@@ -252,6 +283,10 @@ class ClauseSearcher:
         if not len(rows) or len(rows) < len(self._span_texts[clause_index]):
             return ()
         return tuple(float(v) for v in self.index.span_vectors[rows] @ query_vector.reshape(-1))
+
+    def query_vector(self, query: str) -> np.ndarray:
+        """The query's e5 vector (cached), flat."""
+        return self._query_vector(query).reshape(-1)
 
     def query_terms(self, query: str) -> dict[str, float]:
         """The query's content words (colloquial words with their formal terms) and their idf weights."""

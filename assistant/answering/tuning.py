@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import IndexError_
 from .compose import SpanWeights
-from .ranking import LinearRanker
-from .scope import ScopeModel
+from .ranking import LinearRanker, Reranking
+from .scope import Calibration, DomainModel
 
 TUNING_FILE = "tuning.json"
 logger = logging.getLogger(__name__)
@@ -40,7 +40,9 @@ class Tuning(BaseModel):
     fusion: FusionParams = FusionParams()
     spans: SpanWeights = SpanWeights()
     ranker: LinearRanker | None = None
-    scope: ScopeModel | None = None
+    reranking: Reranking | None = None
+    scope: Calibration | None = None
+    domain: DomainModel | None = None
     report: dict = Field(default_factory=dict, description="cross-validated estimates and the grid searched")
 
     @classmethod
@@ -63,19 +65,16 @@ class Tuning(BaseModel):
         except (OSError, ValidationError, ValueError):
             return None
 
-    def ranker_for(self, reranker: str | None) -> LinearRanker | None:
-        """The fitted ranker if it can run with the configured cross-encoder (or its absence), else None:
-        a ranker that weighed one reranker's scores means nothing with another's, or with none."""
-        ranker_report = self.report.get("ranker")
-        fitted_with = (ranker_report or {}).get("reranker")
-        if reranker and ranker_report is not None and fitted_with != reranker:  # untuned: tuning weighs it now
-            logger.warning("the reranker %s was not weighed by the last tuning, so it is not used: "
-                           "run `policy-qa build` (or `policy-qa tune`) to fit its weight", reranker)
-        if self.ranker is not None and self.ranker.reads_reranker and fitted_with != reranker:
-            logger.warning("%s's ranker was fitted with the reranker %s, which is not configured: ranking by "
-                           "fusion alone until `policy-qa build` refits it", TUNING_FILE, fitted_with)
+    def reranking_for(self, reranker: str | None) -> Reranking | None:
+        """The fitted second stage if it was fitted with this relevance model, else None: its weights
+        mean nothing with another model's scores, or with none."""
+        if self.reranking is None or reranker is None:
             return None
-        return self.ranker
+        if self.reranking.reranker != reranker:
+            logger.warning("%s's second ranking stage was fitted with %s, not %s: ranking without it until "
+                           "`policy-qa build` refits it", TUNING_FILE, self.reranking.reranker, reranker)
+            return None
+        return self.reranking
 
     def save(self, index_dir: Path) -> None:
         """Write atomically: a reader sees the old file or the new one, never half of one."""

@@ -2,8 +2,12 @@
 
 What is tuned, in order (each step uses the constants chosen before it):
 1. fusion: the RRF constant and the weights of the dense and heading rankings, by MRR@10;
-2. spans: how the composer mixes coverage, unit similarity, clause prior and numbers, by key-fact recall;
-3. scope: the logistic model over retrieval signals and its threshold between high and low confidence.
+2. ranker: the learned first-stage ranker, kept if it beats fusion, by MRR@10;
+3. reranking: the second stage that weighs the relevance model's score (its depth and weights), kept
+   only if it beats the ranker alone clearly, by MRR@10;
+4. spans: how the composer mixes coverage, unit similarity, clause prior and numbers, by key-fact recall;
+5. domain: the off-domain model's threshold;
+6. scope: the confidence calibration (evaluation/calibration.py), by precision of `high` on real questions.
 
 Folds keep a question and its rewrites together. The cross-validated estimate of each target metric is
 the mean over held-out folds of the constants chosen on the other folds; the constants written to
@@ -26,24 +30,25 @@ from typing import NamedTuple
 import numpy as np
 
 from ..answering.compose import ASKS_FOR_NUMBER, SpanWeights, select_spans
-from ..answering.ranking import FEATURES, RERANK_FEATURE, LinearRanker, fit_ranker
-from ..answering.scope import ScopeModel, fit_logistic
+from ..answering.ranking import FEATURES, RERANK_FEATURES, LinearRanker, Reranking, fit_ranker
+from ..answering.scope import Calibration, DomainModel
 from ..answering.tuning import FusionParams, Tuning
 from ..schema import Confidence
+from . import calibration
 from .sets import EVAL_DIR, SETS, EvalQuestion, dev_questions
 
-TUNING_VERSION = 2  # bump when what is tuned or how changes: a build then refits instead of reusing
+TUNING_VERSION = 3  # bump when what is tuned or how changes: a build then refits instead of reusing
 SET_WEIGHTS = {"real": 0.5, "written": 0.25, "rewrites": 0.25}
 FOLDS = 5
 FUSION_GRID = {"rrf_c": (2, 5, 10, 30, 60), "dense_weight": (0.5, 0.75, 1.0, 1.5, 2.0), "heading_weight": (0.0, 0.25, 0.5, 1.0)}
 SPAN_GRID = {"dense": (0.0, 0.5, 1.0), "prior": (0.0, 0.5, 1.0), "number": (0.0, 0.25, 0.5), "keep_ratio": (0.5, 0.6, 0.7)}
 RERANKER_MIN_Z = 2.0
-"""A cross-encoder costs a forward pass per question, so it is kept only when its held-out MRR gain is
-more than two standard errors of the paired per-question differences: an untrained model's score, pure
+"""A relevance model costs a forward pass per clause it reads, so it is kept only when its held-out MRR gain
+is more than two standard errors of the paired per-question differences: an untrained model's score, pure
 noise, gained 0.003 on ~290 dev questions and would have been kept by a bare comparison."""
-MAX_LOW_RATE = 0.12
-"""The scope threshold keeps at most this share of answerable training questions in the low form (the
-issue's ceiling is 0.15 on unseen questions; the gap absorbs the difference between folds and new data)."""
+RERANK_DEPTHS = (5, 8, 12)
+"""How many of the ranker's top clauses the relevance model reads: more finds more right clauses ranked
+low, and costs a forward pass each (about 5 ms per clause on two cores)."""
 
 
 def set_of(q: EvalQuestion) -> str:
@@ -87,13 +92,14 @@ def _fold_choice(chooser: dict[Hashable, dict[str, float]], questions: Sequence[
 
 
 def fingerprint(manifest, eval_dir=EVAL_DIR, reranker: str | None = None) -> str:  # noqa: ANN001 - an IndexManifest
-    """What the tuned constants depend on: the corpus, the embedding model, the reranker if any, the dev
-    questions, this code."""
+    """What the tuned constants depend on: the corpus, the embedding model, the relevance model if any,
+    the dev questions, the off-domain training questions, this code."""
+    from .training_sets import OFF_DOMAIN
+
     digest = hashlib.sha256(f"{TUNING_VERSION}|{manifest.corpus_hash}|{manifest.embedding_model}".encode())
     if reranker:
         digest.update(f"|reranker={reranker}".encode())
-    for name in sorted(SETS.values()):
-        path = eval_dir / name
+    for path in [*(eval_dir / name for name in sorted(SETS.values())), OFF_DOMAIN]:
         digest.update(path.read_bytes() if path.exists() else b"")
     return digest.hexdigest()[:16]
 
@@ -113,7 +119,7 @@ def build_tuned_index(settings, embeddings, progress: bool = True,  # noqa: ANN0
     def fit(staging: Path) -> None:
         staged = settings.model_copy(update={"index_dir": staging})
         index = load_index(staged)
-        mark = fingerprint(index.manifest, reranker=settings.reranker)
+        mark = fingerprint(index.manifest, reranker=_reranker_name(settings))
         if previous is not None and previous.report.get("fingerprint") == mark:
             previous.save(staging)
             report("调参：语料、模型和评测集均未变化，沿用上次交叉验证的参数")
@@ -175,14 +181,39 @@ def tune(assistant, eval_dir=EVAL_DIR, progress: Callable[[str], None] = lambda 
     report["ranker"] = ranker_report
     assistant.searcher.ranker = ranker
 
+    progress("reranking")
+    reranking, reranking_report = _tune_reranking(assistant, answerable)
+    report["reranking"] = reranking_report
+    assistant.searcher.reranking = reranking
+
     progress("spans")
     spans, span_report = _tune_spans(assistant, answerable)
     report["spans"] = span_report
 
+    progress("domain")
+    domain, domain_report = _tune_domain(assistant, questions)
+    report["domain"] = domain_report
+    assistant.pipeline.tuning = assistant.pipeline.tuning.model_copy(update={"domain": domain, "spans": spans})
+
     progress("scope")
     scope, scope_report = _tune_scope(assistant, questions)
     report["scope"] = scope_report
-    return Tuning(fusion=fusion, ranker=ranker, spans=spans, scope=scope, report=report)
+    return Tuning(fusion=fusion, ranker=ranker, reranking=reranking, spans=spans, scope=scope, domain=domain,
+                  report=report)
+
+
+def _reranker_name(settings) -> str | None:  # noqa: ANN001
+    """The configured relevance model's name as the tuning records it (the bundled one by its version)."""
+    from ..answering.reranker import BUNDLED, OFF
+    from ..knowledge.relevance import bundled_manifest
+
+    setting = settings.reranker
+    if setting is None or setting.strip().lower() in OFF:
+        return None
+    if setting == BUNDLED:
+        manifest = bundled_manifest()
+        return f"relevance-{manifest['version']}" if manifest else None
+    return setting
 
 
 # --- fusion --------------------------------------------------------------------------------------
@@ -263,18 +294,11 @@ def _rank_metrics(ids: list[str], gold: list[str]) -> tuple[float, float]:
 
 
 def _tune_ranker(assistant, questions: list[EvalQuestion], fusion_report: dict) -> tuple[LinearRanker | None, dict]:  # noqa: ANN001
-    """Fit the pairwise ranker per fold on the fused candidates; keep it only if it beats fusion alone.
-
-    With a cross-encoder configured, the ranker is fitted with and without its score, and the reranker
-    is kept only if the ranker that reads it wins on held-out folds by more than RERANKER_MIN_Z standard
-    errors.
-    """
+    """Fit the pairwise ranker per fold on the fused candidates; keep it only if it beats fusion alone."""
     searcher = assistant.searcher
-    names = searcher.feature_names()
     data = []
     for q in questions:
-        retrieval = searcher.retrieve(q.question, k=1)
-        exact = next((assistant.index.clauses[h.clause_index].clause_id for h in retrieval.hits if h.exact), None)
+        exact = _exact_id(assistant, q.question)
         raw = searcher.raw_scores(q.question)
         fused = searcher.fuse(raw, "hybrid")
         pool = searcher.order(q.question, raw, fused, "hybrid", ranker=None)[: searcher.candidate_k]
@@ -282,44 +306,96 @@ def _tune_ranker(assistant, questions: list[EvalQuestion], fusion_report: dict) 
         labels = np.array([assistant.index.clauses[int(i)].clause_id in q.gold for i in pool], dtype=int)
         data.append((q, exact, pool, features, labels))
 
-    def fit(subset: list, variant: tuple[str, ...]) -> LinearRanker:
-        columns = [names.index(name) for name in variant]
-        rows = np.concatenate([d[3][:, columns] for d in subset])
+    def fit(subset: list) -> LinearRanker:
+        rows = np.concatenate([d[3] for d in subset])
         labels = np.concatenate([d[4] for d in subset])
         groups = np.concatenate([np.full(len(d[4]), n) for n, d in enumerate(subset)])
-        return fit_ranker(rows, labels, groups, names=variant)
+        return fit_ranker(rows, labels, groups)
 
-    def cross_validated(variant: tuple[str, ...]) -> dict:
+    mrr: dict[str, float] = {}
+    recall5: dict[str, float] = {}
+    for fold in range(FOLDS):
+        model = fit([d for d in data if fold_of(d[0]) != fold])
+        for q, exact, pool, features, _ in data:
+            if fold_of(q) == fold:
+                order = pool[np.argsort(-model.scores(features), kind="stable")]
+                mrr[q.id], recall5[q.id] = _rank_metrics(_ranked_ids(assistant, exact, order), q.gold)
+    cv_mrr = round(weighted_mean(mrr, questions), 4)
+    keep = cv_mrr > fusion_report["cv_mrr@10"]
+    ranker = fit(data) if keep else None
+    return ranker, {"cv_mrr@10": cv_mrr, "cv_recall@5": round(weighted_mean(recall5, questions), 4),
+                    "cv_by_set": _by_set({"mrr@10": mrr, "recall@5": recall5}, questions), "kept": keep,
+                    "weights": dict(zip(ranker.features, ranker.weights)) if ranker else None}
+
+
+def _exact_id(assistant, question: str) -> str | None:  # noqa: ANN001
+    """The clause an exact reference in the question names, if any (it is ranked first, whatever the ranker)."""
+    retrieval = assistant.searcher.retrieve(question, k=1)
+    return next((assistant.index.clauses[h.clause_index].clause_id for h in retrieval.hits if h.exact), None)
+
+
+def _by_set(metrics: dict[str, dict[str, float]], questions: Sequence[EvalQuestion]) -> dict[str, dict]:
+    return {s: {name: _round(_mean([values[q.id] for q in questions if set_of(q) == s and q.id in values]))
+                for name, values in metrics.items()} for s in SET_WEIGHTS}
+
+
+def _tune_reranking(assistant, questions: list[EvalQuestion]) -> tuple[Reranking | None, dict]:  # noqa: ANN001
+    """The second stage: per depth, fit the weights of (ranker score, relevance logit) per fold; keep the
+    best depth only if its held-out MRR gain over the ranker alone exceeds RERANKER_MIN_Z standard errors."""
+    searcher = assistant.searcher
+    reranker = searcher.reranker
+    if reranker is None or searcher.ranker is None:
+        return None, {"reranker": reranker.name if reranker else None, "kept": False,
+                      "why": "no relevance model configured" if reranker is None else "no first-stage ranker"}
+    deepest = max(RERANK_DEPTHS)
+    data = []
+    for q in questions:
+        raw = searcher.raw_scores(q.question)
+        ranking = searcher.rank(q.question, raw, searcher.fuse(raw, "hybrid"), "hybrid", reranking=_NO_RERANKING)
+        top = ranking.order[:deepest]
+        rows = np.column_stack([[ranking.scores[int(i)] for i in top], searcher.relevance(q.question, top)])
+        labels = np.array([assistant.index.clauses[int(i)].clause_id in q.gold for i in top], dtype=int)
+        data.append((q, _exact_id(assistant, q.question), ranking.order, rows, labels))
+
+    def fit(subset: list, depth: int) -> LinearRanker:
+        rows = np.concatenate([d[3][:depth] for d in subset])
+        labels = np.concatenate([d[4][:depth] for d in subset])
+        groups = np.concatenate([np.full(len(d[4][:depth]), n) for n, d in enumerate(subset)])
+        return fit_ranker(rows, labels, groups, names=RERANK_FEATURES)
+
+    def reordered(order: np.ndarray, rows: np.ndarray, model: LinearRanker, depth: int) -> np.ndarray:
+        top = order[:depth]
+        final = model.scores(rows[: len(top)], RERANK_FEATURES)
+        return np.concatenate([top[np.argsort(-final, kind="stable")], order[depth:]])
+
+    baseline = {q.id: _rank_metrics(_ranked_ids(assistant, exact, order), q.gold)[0] for q, exact, order, _, _ in data}
+    results = {}
+    for depth in RERANK_DEPTHS:
         mrr: dict[str, float] = {}
         recall5: dict[str, float] = {}
         for fold in range(FOLDS):
-            model = fit([d for d in data if fold_of(d[0]) != fold], variant)
-            for q, exact, pool, features, _ in data:
+            model = fit([d for d in data if fold_of(d[0]) != fold], depth)
+            for q, exact, order, rows, _ in data:
                 if fold_of(q) == fold:
-                    order = pool[np.argsort(-model.scores(features, names), kind="stable")]
-                    mrr[q.id], recall5[q.id] = _rank_metrics(_ranked_ids(assistant, exact, order), q.gold)
-        by_set = {s: {"mrr@10": _round(_mean([mrr[q.id] for q in questions if set_of(q) == s])),
-                      "recall@5": _round(_mean([recall5[q.id] for q in questions if set_of(q) == s]))}
-                  for s in SET_WEIGHTS}
-        return {"cv_mrr@10": round(weighted_mean(mrr, questions), 4),
-                "cv_recall@5": round(weighted_mean(recall5, questions), 4), "cv_by_set": by_set, "per_question": mrr}
+                    ids = _ranked_ids(assistant, exact, reordered(order, rows, model, depth))
+                    mrr[q.id], recall5[q.id] = _rank_metrics(ids, q.gold)
+        results[depth] = {"cv_mrr@10": round(weighted_mean(mrr, questions), 4),
+                          "cv_recall@5": round(weighted_mean(recall5, questions), 4),
+                          "cv_by_set": _by_set({"mrr@10": mrr, "recall@5": recall5}, questions),
+                          "gain": paired_gain(mrr, baseline)._asdict()}
+    depth = max(RERANK_DEPTHS, key=lambda d: (results[d]["cv_mrr@10"], -d))
+    keep = results[depth]["gain"]["z"] > RERANKER_MIN_Z
+    reranking = Reranking(depth=depth, reranker=reranker.name, ranker=fit(data, depth)) if keep else None
+    return reranking, {"reranker": reranker.name, "kept": keep, "depth": depth,
+                       "baseline_cv_mrr@10": round(weighted_mean(baseline, questions), 4),
+                       **results[depth], "by_depth": {d: {k: r[k] for k in ("cv_mrr@10", "cv_recall@5", "gain")}
+                                                      for d, r in results.items()},
+                       "weights": dict(zip(RERANK_FEATURES, reranking.ranker.weights)) if reranking else None}
 
-    variants = {"without_reranker": FEATURES}
-    if RERANK_FEATURE in names:
-        variants["with_reranker"] = names
-    results = {name: cross_validated(variant) for name, variant in variants.items()}
-    gain = (paired_gain(results["with_reranker"]["per_question"], results["without_reranker"]["per_question"])
-            if "with_reranker" in results else None)
-    best = "with_reranker" if gain is not None and gain.z > RERANKER_MIN_Z else "without_reranker"
-    keep = results[best]["cv_mrr@10"] > fusion_report["cv_mrr@10"]
-    ranker = fit(data, variants[best]) if keep else None
-    reranker = searcher.reranker.name_or_path if searcher.reranker else None
-    results = {name: {k: v for k, v in r.items() if k != "per_question"} for name, r in results.items()}
-    return ranker, {**results[best], "kept": keep, "reranker": reranker,
-                    "reranker_kept": bool(ranker and ranker.reads_reranker),
-                    "reranker_gain": gain._asdict() if gain is not None else None,
-                    "variants": {name: {k: r[k] for k in ("cv_mrr@10", "cv_recall@5")} for name, r in results.items()},
-                    "weights": dict(zip(ranker.features, ranker.weights)) if ranker else None}
+
+_NO_RERANKING = Reranking(depth=0, reranker="", ranker=LinearRanker(weights=(0.0, 0.0), mean=(0.0, 0.0),
+                                                                     std=(1.0, 1.0), features=RERANK_FEATURES))
+"""A second stage that reads nothing: the ranker's own order (while the second stage is being fitted)."""
 
 
 class Gain(NamedTuple):
@@ -350,7 +426,7 @@ def _tune_spans(assistant, questions: list[EvalQuestion]) -> tuple[SpanWeights, 
     max_sentences = assistant.settings.max_answer_sentences
     for q in questions:
         prepared = pipeline.prepare(q.question)
-        if prepared.decision.reason in ("model", "policy_term", "no_scope_model"):  # composed from spans
+        if prepared.decision.reason in MODEL_DECIDES:  # composed from spans
             ranked = pipeline.ranked_clauses(prepared.retrieval, prepared.hits)
             words = pipeline.question_terms(prepared.query)
             wants_number = bool(ASKS_FOR_NUMBER.search(q.question))
@@ -378,65 +454,68 @@ def _tune_spans(assistant, questions: list[EvalQuestion]) -> tuple[SpanWeights, 
 # --- scope ---------------------------------------------------------------------------------------
 
 
-MODEL_DECIDES = ("model", "no_scope_model")  # ScopeDecision reasons of questions the scope model decides
+def _tune_domain(assistant, questions: list[EvalQuestion]) -> tuple[DomainModel | None, dict]:  # noqa: ANN001
+    """The off-domain model, fitted on the training questions (never on dev); its threshold sits above every
+    answerable dev question of the training folds, and the held-out figures say what it declines."""
+    from .training_sets import domain_questions
 
-
-def _threshold(model: ScopeModel, rows: list[list[float]], labels: list[int]) -> float:
-    """The threshold with the best balanced accuracy that keeps at most MAX_LOW_RATE answerable rows low."""
-    from ..answering.scope import Signals
-
-    probs = [model.probability(Signals(*r)) for r in rows]
-    best, best_t = -1.0, 0.5
-    for t in sorted(set(probs)) + [1.01]:
-        low_rate = sum(p < t for p, y in zip(probs, labels) if y) / max(1, sum(labels))
-        if low_rate > MAX_LOW_RATE:
-            continue
-        tnr = sum(p < t for p, y in zip(probs, labels) if not y) / max(1, len(labels) - sum(labels))
-        score = (1 - low_rate) + tnr
-        if score > best:
-            best, best_t = score, t
-    return best_t
-
-
-def _tune_scope(assistant, questions: list[EvalQuestion]) -> tuple[ScopeModel, dict]:  # noqa: ANN001
-    from ..answering.scope import Signals
-
-    pipeline = assistant.pipeline
-    prepared = {q.id: pipeline.prepare(q.question) for q in questions}
-    # The questions the scope model decides; rules, references and declines decide the rest themselves.
-    kept = [q for q in questions if prepared[q.id].decision.reason in MODEL_DECIDES]
-    rows = [pipeline.signals(p.query, p.retrieval, p.hits).vector() for p in (prepared[q.id] for q in kept)]
-    labels = [int(q.answerable) for q in kept]
-    low_answerable: dict[str, float] = {}
-    not_high_unanswerable: dict[str, float] = {}
+    training = domain_questions()
+    if not any(off for _, off in training) or all(off for _, off in training):
+        return None, {"kept": False, "why": "no off-domain training questions (training/offdomain_questions.jsonl)"}
+    embed = assistant.searcher.query_vector
+    vectors = np.vstack([embed(text) for text, _ in training])
+    labels = [int(off) for _, off in training]
+    dev = {q.id: embed(q.question) for q in questions}
+    declined: dict[str, float] = {}
     for fold in range(FOLDS):
-        train = [i for i, q in enumerate(kept) if fold_of(q) != fold]
-        model = fit_logistic([rows[i] for i in train], [labels[i] for i in train])
-        model = model.model_copy(update={"threshold": _threshold(model, [rows[i] for i in train], [labels[i] for i in train])})
-        for i, q in enumerate(kept):
+        answerable = np.vstack([dev[q.id] for q in questions if q.answerable and fold_of(q) != fold])
+        model = calibration.fit_domain(vectors, labels, answerable)
+        for q in questions:
             if fold_of(q) == fold:
-                low = model.decide(Signals(*rows[i])).confidence is Confidence.low
-                (low_answerable if labels[i] else not_high_unanswerable)[q.id] = float(low)
-    model = fit_logistic(rows, labels)
-    model = model.model_copy(update={"threshold": _threshold(model, rows, labels)})
-    answerable = [q for q in questions if q.answerable]
-    unanswerable = [q for q in questions if not q.answerable]
-    abstention = {q.id: not_high_unanswerable.get(q.id, float(prepared[q.id].decision.confidence is not Confidence.high))
-                  for q in unanswerable}
-    # Declines come from rules and references only (no tuned constant), so the dev rate is the estimate.
-    declined = {q.id: float(prepared[q.id].decision.confidence is Confidence.declined) for q in answerable}
+                declined[q.id] = float(model.off_domain(dev[q.id]) >= model.threshold)
+    model = calibration.fit_domain(vectors, labels, np.vstack([dev[q.id] for q in questions if q.answerable]))
+    by_set = {s: {"answerable_declined": _round(_mean([declined[q.id] for q in questions if set_of(q) == s and q.answerable])),
+                  "unanswerable_declined": _round(_mean([declined[q.id] for q in questions if set_of(q) == s and not q.answerable]))}
+              for s in SET_WEIGHTS}
+    return model, {"kept": True, "training_questions": len(training), "off_domain": sum(labels),
+                   "threshold": round(model.threshold, 4), "cv_by_set": by_set}
+
+
+MODEL_DECIDES = ("model", "no_scope_model", "not_covered")  # ScopeDecision reasons of questions the calibration decides
+
+
+def _tune_scope(assistant, questions: list[EvalQuestion]) -> tuple[Calibration | None, dict]:  # noqa: ANN001
+    """Fit the confidence calibration (evaluation/calibration.py) and report what users would meet,
+    every question decided by models fitted on the other folds."""
+    pipeline = assistant.pipeline
+    saved = pipeline.tuning
+    pipeline.tuning = saved.model_copy(update={"scope": None})  # compose every answer, label it right or not
+    try:
+        prepared = {q.id: pipeline.prepare(q.question) for q in questions}
+    finally:
+        pipeline.tuning = saved
+
+    def right(q: EvalQuestion) -> bool:
+        cited = {c.clause_id for c in prepared[q.id].answer.citations}
+        return q.answerable and bool(cited & set(q.gold))
+
+    rows = [calibration.Row(q, set_of(q), fold_of(q), pipeline.signals(p.query, p.retrieval, p.hits), right(q))
+            for q, p in ((q, prepared[q.id]) for q in questions) if p.decision.reason in MODEL_DECIDES]
+    if len({r.right for r in rows}) < 2 or len({r.question.answerable for r in rows}) < 2:
+        return None, {"rows": len(rows), "kept": False, "why": "dev questions of one kind only"}
+    target, held_out = calibration.cross_validate(rows, FOLDS, SET_WEIGHTS)
+    model = calibration.fit_calibration(rows, SET_WEIGHTS, target)
+    outcome = {q.id: (q, held_out.get(q.id, prepared[q.id].decision.confidence), right(q)) for q in questions}
+    by_set = {s: calibration.tier_metrics([o for o in outcome.values() if set_of(o[0]) == s]) for s in SET_WEIGHTS}
     return model, {
-        "rows": len(rows), "answerable_rows": sum(labels), "max_low_rate": MAX_LOW_RATE,
-        "dev_false_abstention": round(weighted_mean(declined, answerable), 4),
-        "dev_false_abstention_by_set": {s: _round(_mean([declined[q.id] for q in answerable if set_of(q) == s]))
-                                        for s in SET_WEIGHTS},
-        "cv_low_confidence_rate": round(weighted_mean({q.id: low_answerable.get(q.id, 0.0) for q in answerable}, answerable), 4),
-        "cv_abstention_recall": round(weighted_mean(abstention, unanswerable), 4),
-        "cv_by_set": {
-            s: {"low_confidence_rate": _round(_mean([low_answerable.get(q.id, 0.0) for q in answerable if set_of(q) == s])),
-                "abstention_recall": _round(_mean([abstention[q.id] for q in unanswerable if set_of(q) == s]))}
-            for s in SET_WEIGHTS
-        },
+        "rows": len(rows), "in_fold_target": target, "high_precision_goal": calibration.HIGH_PRECISION,
+        "max_false_decline": calibration.MAX_FALSE_DECLINE,
+        "high_threshold": round(model.high_threshold, 4), "decline_threshold": round(model.decline_threshold, 4),
+        "right_weights": dict(zip(model.right.features, (round(w, 4) for w in model.right.weights))),
+        "cv_by_set": by_set,
+        # read by floors.py and the build's summary line
+        "cv_low_confidence_rate": by_set["written"]["low_rate"],
+        "cv_abstention_recall": by_set["real"]["abstention_recall"],
     }
 
 

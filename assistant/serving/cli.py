@@ -14,6 +14,7 @@ from ..config import get_settings
 from ..errors import PolicyQAError
 from ..question import clean_text
 from .cli_knowledge import register_knowledge_commands
+from .cli_train import train_app
 from .console import fail, parse_day, stop_on_sigterm
 
 app = typer.Typer(
@@ -22,6 +23,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(train_app, name="train")
 
 
 @app.callback()
