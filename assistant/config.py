@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         "and keeps it only if cross-validation supports it",
     )
 
+    query_encoder: str | None = Field(
+        "bundled",
+        description="the question encoder trained here ('bundled'), a directory holding one, or 'none'; "
+        "`policy-qa build` uses it only if cross-validation supports it",
+    )
+
     top_k: int = Field(5, ge=1, le=20, description="clauses retrieved per question")
     candidate_k: int = Field(30, ge=5, description="candidates each field contributes to fusion and the ranker")
     query_cache_size: int = Field(

@@ -14,6 +14,7 @@ answer) and `GenerativeComposer` (the LLM over the same `Prepared`); this class 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from datetime import date
@@ -33,6 +34,7 @@ from .answering.tuning import Tuning
 from .config import Settings, get_settings
 from .errors import NotFoundError
 from .knowledge.embeddings import ArrayEmbeddings, load_embeddings
+from .knowledge.query_tower import QueryTower, load_query_tower
 from .knowledge.store import ClauseIndex, IndexManifest, load_index
 from .question import validate_question
 from .schema import (
@@ -45,6 +47,8 @@ from .schema import (
     Timings,
     Turn,
 )
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .answering.generate import Generator
@@ -64,7 +68,8 @@ class Assistant:
         reranker = load_reranker(settings.reranker) if untuned or self.tuning.reranking is not None else None
         reranking = self.tuning.reranking_for(reranker.name if reranker else None)
         self.searcher = ClauseSearcher(index, embeddings, settings.candidate_k, self.tuning.fusion,
-                                       settings.query_cache_size, self.tuning.ranker, reranker, reranking)
+                                       settings.query_cache_size, self.tuning.ranker, reranker, reranking,
+                                       self._query_tower(settings))
         self.pipeline = AnswerPipeline(settings, index, self.searcher, self.tuning)
         # The generative mode's model client and prompts (checked here, at start); None without an LLM,
         # in which case langchain's chain machinery is never imported (it costs a third of a second).
@@ -73,6 +78,17 @@ class Assistant:
             from .answering.generate import Generator
 
             self.generator = Generator.from_settings(settings)
+
+    def _query_tower(self, settings: Settings) -> QueryTower | None:
+        """The question encoder the tuning chose, if it is the one configured (else the index's model)."""
+        if self.tuning.query_tower is None:
+            return None
+        tower = load_query_tower(settings.query_encoder)
+        if tower is None or tower.name != self.tuning.query_tower:
+            logger.warning("tuning.json chose the question encoder %s, which is not configured: questions are "
+                           "embedded by the index's model until `policy-qa build` refits", self.tuning.query_tower)
+            return None
+        return tower
 
     @classmethod
     def load(cls, settings: Settings | None = None) -> Assistant:

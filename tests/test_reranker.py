@@ -1,9 +1,10 @@
-"""The optional cross-encoder reranker, with a real (tiny, untrained) CrossEncoder loaded from a local path.
+"""A local cross-encoder as the relevance model, with a real (tiny, untrained) CrossEncoder loaded from a path.
 
 No trained cross-encoder can be downloaded here, so these tests build a two-layer BERT with a character
 vocabulary and save it the way a deployment's model directory looks. Its scores carry no meaning; what
-is tested is everything around them: loading offline by path, the score joining the ranker's features,
-cross-validation deciding whether it is kept, and a stale tuning never ranking with the wrong reranker.
+is tested is everything around them: loading offline by path, the second ranking stage reading it only
+for the ranker's top clauses, cross-validation deciding whether it is kept, and a stale tuning never
+ranking with the wrong model.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.answering.ranking import FEATURES, RERANK_FEATURE, LinearRanker
+from assistant.answering.ranking import RERANK_FEATURES, LinearRanker, Reranking
 from assistant.answering.reranker import CrossEncoderReranker, load_reranker
 from assistant.answering.tuning import Tuning
 from assistant.config import PROJECT_ROOT
 from assistant.errors import ModelError
 from assistant.evaluation.sets import dev_questions
-from assistant.evaluation.tuning import RERANKER_MIN_Z, _tune_ranker, paired_gain
+from assistant.knowledge.relevance import relevance_text
+from assistant.evaluation.tuning import RERANKER_MIN_Z, _tune_ranker, _tune_reranking, paired_gain
 
 pytest.importorskip("sentence_transformers")
 
@@ -64,57 +66,58 @@ def test_an_unloadable_reranker_names_the_setting_and_downloads_nothing(tmp_path
         load_reranker(str(tmp_path / "no-such-model"))
     with pytest.raises(ModelError, match="offline"):
         load_reranker("BAAI/bge-reranker-v2-m3")  # a hub name not in the local cache
-    assert load_reranker(None) is None
+    assert load_reranker(None) is None and load_reranker("none") is None
 
 
 @pytest.fixture(scope="session")
 def reranking_assistant(index_settings, reranker: CrossEncoderReranker):  # noqa: ANN001, ANN201
-    """An untuned Assistant with the reranker configured: the state `policy-qa build` tunes in."""
+    """An untuned Assistant with the cross-encoder configured: the state `policy-qa build` tunes in,
+    with the first-stage ranker fitted as the build fits it."""
     from assistant.knowledge.embeddings import load_embeddings
     from assistant.knowledge.store import load_index
     from assistant.service import Assistant
 
     settings = index_settings.model_copy(update={"reranker": reranker.name_or_path})
-    return Assistant(settings, load_index(settings), load_embeddings(settings.embedding_model), tuning=Tuning())
+    assistant = Assistant(settings, load_index(settings), load_embeddings(settings.embedding_model), tuning=Tuning())
+    questions = [q for q in dev_questions() if q.answerable and q.gold][:80]
+    assistant.searcher.ranker, _ = _tune_ranker(assistant, questions, {"cv_mrr@10": 0.0})
+    return assistant
 
 
-def test_the_reranker_score_is_one_more_ranker_feature(reranking_assistant) -> None:  # noqa: ANN001
+def _only(feature: str, depth: int, name: str) -> Reranking:
+    weights = tuple(float(n == feature) for n in RERANK_FEATURES)
+    return Reranking(depth=depth, reranker=name, ranker=LinearRanker(
+        weights=weights, mean=(0.0, 0.0), std=(1.0, 1.0), features=RERANK_FEATURES))
+
+
+def test_the_second_stage_reorders_only_the_rankers_top_clauses(reranking_assistant) -> None:  # noqa: ANN001
     searcher = reranking_assistant.searcher
-    assert searcher.feature_names() == (*FEATURES, RERANK_FEATURE)
     raw = searcher.raw_scores(QUESTION)
     fused = searcher.fuse(raw, "hybrid")
-    pool = searcher.order(QUESTION, raw, fused, "hybrid")[:10]
-    rows = searcher.features(QUESTION, raw, fused, pool)
-    assert rows.shape == (10, len(FEATURES) + 1)
-    clauses = [reranking_assistant.index.clauses[int(i)] for i in pool]
-    read = [" ".join((reranking_assistant.index.documents[c.doc_id].title, *c.heading_path, c.text)) for c in clauses]
-    assert np.allclose(rows[:, -1], searcher.reranker.scores(QUESTION, read))
-
-
-def test_a_ranker_that_weighs_only_the_reranker_orders_by_its_scores(reranking_assistant) -> None:  # noqa: ANN001
-    searcher = reranking_assistant.searcher
-    names = searcher.feature_names()
-    only_rerank = LinearRanker(weights=tuple(float(n == RERANK_FEATURE) for n in names), mean=(0.0,) * len(names),
-                               std=(1.0,) * len(names), features=names)
-    raw = searcher.raw_scores(QUESTION)
-    fused = searcher.fuse(raw, "hybrid")
-    pool = searcher.order(QUESTION, raw, fused, "hybrid")[: searcher.candidate_k]
-    by_reranker = pool[np.argsort(-searcher.features(QUESTION, raw, fused, pool)[:, -1], kind="stable")]
-    reordered = searcher.order(QUESTION, raw, fused, "hybrid", ranker=only_rerank)
-    assert list(reordered[: len(pool)]) == list(by_reranker)
-    assert list(by_reranker) != list(pool)  # the reranker really changed the order
+    first = searcher.rank(QUESTION, raw, fused, "hybrid")
+    assert not first.relevance  # no second stage fitted: the model is not read at all
+    second = searcher.rank(QUESTION, raw, fused, "hybrid", reranking=_only("relevance", 5, searcher.reranker.name))
+    top = first.order[:5]
+    by_model = top[np.argsort(-searcher.relevance(QUESTION, top), kind="stable")]
+    assert list(second.order[:5]) == list(by_model)
+    assert list(second.order[5:]) == list(first.order[5:])  # below the depth nothing moves
+    assert set(second.relevance) == set(map(int, top))  # only the top five were read
+    clause = reranking_assistant.index.clauses[int(top[0])]
+    read = relevance_text(clause, reranking_assistant.index.documents[clause.doc_id])
+    assert clause.text in read and clause.label in read  # the model reads the clause with its label
+    assert searcher.relevance(QUESTION, top[:1])[0] == searcher.reranker.scores(QUESTION, [read])[0]
+    keep_ranker = searcher.rank(QUESTION, raw, fused, "hybrid", reranking=_only("ranker", 5, searcher.reranker.name))
+    assert list(keep_ranker.order) == list(first.order)
 
 
 def test_an_untrained_reranker_is_not_kept_by_cross_validation(reranking_assistant) -> None:  # noqa: ANN001
     """Its scores are noise: whatever it gains on held-out folds stays within two standard errors."""
     questions = [q for q in dev_questions() if q.answerable and q.gold][:80]
-    ranker, report = _tune_ranker(reranking_assistant, questions, {"cv_mrr@10": 0.0})
+    reranking, report = _tune_reranking(reranking_assistant, questions)
     assert report["reranker"] == reranking_assistant.settings.reranker
-    assert set(report["variants"]) == {"with_reranker", "without_reranker"}
-    assert report["reranker_gain"]["z"] <= RERANKER_MIN_Z
-    assert ranker is not None and report["kept"] and not report["reranker_kept"] and not ranker.reads_reranker
-    assert report["cv_mrr@10"] == report["variants"]["without_reranker"]["cv_mrr@10"]
-    assert tuple(report["weights"]) == ranker.features == FEATURES
+    assert set(report["by_depth"]) == {5, 8, 12}
+    assert report["gain"]["z"] <= RERANKER_MIN_Z
+    assert reranking is None and not report["kept"]
 
 
 @pytest.mark.parametrize(("better", "worse", "clearly"), [
@@ -126,32 +129,11 @@ def test_a_gain_must_stand_out_of_its_noise(better: dict, worse: dict, clearly: 
     assert (paired_gain(better, worse).z > RERANKER_MIN_Z) is clearly
 
 
-def _ranker(features: tuple[str, ...]) -> LinearRanker:
-    return LinearRanker(weights=(1.0,) * len(features), mean=(0.0,) * len(features), std=(1.0,) * len(features),
-                        features=features)
-
-
-def test_a_ranker_is_used_only_with_the_reranker_it_was_fitted_with(caplog: pytest.LogCaptureFixture) -> None:
-    fitted = Tuning(ranker=_ranker((*FEATURES, RERANK_FEATURE)), report={"ranker": {"reranker": "/models/a"}})
-    assert fitted.ranker_for("/models/a") is fitted.ranker
+def test_a_second_stage_is_used_only_with_the_model_it_was_fitted_with(caplog: pytest.LogCaptureFixture) -> None:
+    fitted = Tuning(reranking=_only("relevance", 8, "/models/a"))
+    assert fitted.reranking_for("/models/a") is fitted.reranking
+    assert fitted.reranking_for(None) is None
     with caplog.at_level(logging.WARNING):
-        assert fitted.ranker_for(None) is None
-        assert fitted.ranker_for("/models/b") is None
+        assert fitted.reranking_for("/models/b") is None
     assert "policy-qa build" in caplog.text
-
-    plain = Tuning(ranker=_ranker(FEATURES), report={"ranker": {"reranker": None}})
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):
-        assert plain.ranker_for(None) is plain.ranker
-    assert not caplog.text
-    with caplog.at_level(logging.WARNING):
-        assert plain.ranker_for("/models/a") is plain.ranker  # still ranks, without the unweighed reranker
-    assert "not weighed" in caplog.text
-
-
-def test_tuning_files_from_before_features_were_stored_still_load() -> None:
-    older = 14  # weights in tuning.json files written before the question-kind features and the reranker
-    stored = LinearRanker.model_validate({"weights": [1.0] * older, "mean": [0.0] * older, "std": [1.0] * older})
-    assert stored.features == FEATURES[:older] and not stored.reads_reranker
-    rows = np.ones((3, len(FEATURES)))
-    assert stored.scores(rows, FEATURES).shape == (3,)
+    assert Tuning().reranking_for("/models/a") is None

@@ -227,7 +227,7 @@ def test_a_low_confidence_answer_looks_different(desktop: Page, server: LiveServ
     answer = desktop.locator(".pq-answer").first
     expect(answer).to_have_class(re.compile(r"\bpq-low\b"))
     expect(answer.locator(".pq-badge")).to_have_text("低置信度")
-    expect(answer).to_contain_text("没有找到直接规定")
+    expect(answer).to_contain_text("不能确定它们就是答案")
     expect(answer.locator(".pq-basis")).to_contain_text("可能相关：")
     frame = answer.evaluate("e => getComputedStyle(e).borderLeftWidth")
     assert frame != "0px"

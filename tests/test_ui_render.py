@@ -20,6 +20,7 @@ from assistant.serving.ui_render import (
     short_title,
 )
 from assistant.serving.webui import history_turns
+from assistant.answering.compose import LOW_CONFIDENCE_INTRO, LOW_CONFIDENCE_REFERRAL
 
 ART_240 = ("公司在存续期间未产生债务，或者已清偿全部债务的，经全体股东承诺，可以按照规定通过简易程序注销公司登记。\n"
            "通过简易程序注销公司登记，应当通过国家企业信用信息公示系统予以公告，公告期限不少于二十日。公告期限届满后，"
@@ -65,7 +66,7 @@ def test_each_quoted_span_is_a_block_and_a_list_of_items_keeps_one_marker() -> N
 
 
 def test_unmarked_lines_around_quotes_stay_plain() -> None:
-    text = "政策库中没有找到直接规定这一问题的条文。以下条文可能相关，仅供参考：\n句子一。[1]\n如需确切答复，请拨打12345。"
+    text = f"{LOW_CONFIDENCE_INTRO}\n句子一。[1]\n{LOW_CONFIDENCE_REFERRAL}"
     blocks = answer_blocks(text)
     assert [b.markers for b in blocks] == [[], [1], []]
 

@@ -29,7 +29,7 @@ OTHER_PLACE_REPLY = (
     "抱歉，政策库收录的是厦门营商环境行动方案和国家层面的法律法规，不含其他地方出台的补贴、奖励、人才等专项政策，"
     "无法回答。建议向当地12345政务服务便民热线或主管部门咨询。"
 )
-LOW_CONFIDENCE_INTRO = "政策库中没有找到直接规定这一问题的条文。以下条文可能相关，仅供参考："
+LOW_CONFIDENCE_INTRO = "以下条文与问题可能相关，但不能确定它们就是答案，请核对条文原文后再答复："
 LOW_CONFIDENCE_REFERRAL = "如需确切答复，建议拨打12345政务服务便民热线或向相关主管部门咨询。"
 NO_NUMBER_NOTICE = "您问的是具体期限或数额，但所引条文没有规定具体数字。"
 # Question words that ask for a number, deadline or amount: the answer should then state one, or say

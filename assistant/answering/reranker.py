@@ -14,6 +14,7 @@ ranking is better with it (evaluation/tuning.py). Only the ranker's top few clau
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -88,4 +89,6 @@ def load_reranker(setting: str | None) -> Reranker | None:
         if not (BUNDLED_DIR / "model.onnx").is_file():
             return None  # a checkout without the trained artefact ranks without it
         return RelevanceModel(BUNDLED_DIR).load()
+    if (Path(setting) / "model.onnx").is_file() and (Path(setting) / "manifest.json").is_file():
+        return RelevanceModel(Path(setting)).load()  # one exported by `policy-qa train export`
     return CrossEncoderReranker(setting).load()

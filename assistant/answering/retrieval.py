@@ -27,6 +27,7 @@ from ..knowledge.store import ClauseIndex
 from ..knowledge.units import quotable_spans, text_key, unit_pieces
 from ..schema import DocStatus
 from ..text import content_words, expand_colloquial, tokenize
+from ..knowledge.query_tower import QueryTower
 from ..knowledge.relevance import relevance_text
 from .kinds import CONSEQUENCE, DEFINITION, is_defining, is_liability
 from .ranking import FEATURES, LinearRanker, Reranking, candidate_features
@@ -89,7 +90,7 @@ class ClauseSearcher:
     def __init__(self, index: ClauseIndex, embeddings: ArrayEmbeddings, candidate_k: int = 30,
                  fusion: FusionParams = FusionParams(), query_cache_size: int = 4096,
                  ranker: LinearRanker | None = None, reranker: Reranker | None = None,
-                 reranking: Reranking | None = None):
+                 reranking: Reranking | None = None, query_tower: QueryTower | None = None):
         import bm25s
 
         self.index = index
@@ -99,6 +100,7 @@ class ClauseSearcher:
         self.ranker = ranker
         self.reranker = reranker
         self.reranking = reranking
+        self.query_tower = query_tower
         # What the relevance model reads of a clause: its document and headings say what a bare article is about.
         self._rerank_texts = [relevance_text(c, index.documents[c.doc_id]) for c in index.clauses] if reranker else []
         self.word_stats = WordStats([c.text for c in index.clauses], index.vocabulary)
@@ -292,6 +294,11 @@ class ClauseSearcher:
         """The query's content words (colloquial words with their formal terms) and their idf weights."""
         return {w: self.word_stats.idf(w) for w in content_words(expand_colloquial(query))}
 
+    def use_query_tower(self, tower: QueryTower | None) -> None:
+        """Embed questions with `tower` from now on (None: with the index's own embedding model)."""
+        self.query_tower = tower
+        self._query_vector.cache_clear()
+
     def clear_query_cache(self) -> None:
         """Forget cached query vectors (the eval does, so that its latencies are first-time ones)."""
         self._query_vector.cache_clear()
@@ -316,7 +323,10 @@ class ClauseSearcher:
         return np.asarray(self._headings.get_scores(tokens), dtype=float) if tokens else np.zeros(self._n_clauses)
 
     def _embed_query(self, query: str) -> np.ndarray:
-        vector = self.embeddings.embed_query_array(query).reshape(1, -1)
+        if self.query_tower is not None:
+            vector = self.query_tower.embed(query).reshape(1, -1)
+        else:
+            vector = self.embeddings.embed_query_array(query).reshape(1, -1)
         vector.setflags(write=False)  # shared by every caller of the cache
         return vector
 

@@ -38,6 +38,8 @@ class Tuning(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     fusion: FusionParams = FusionParams()
+    query_tower: str | None = Field(None, description="the question encoder chosen by cross-validation, by name; "
+                                    "None: the index's embedding model embeds questions too")
     spans: SpanWeights = SpanWeights()
     ranker: LinearRanker | None = None
     reranking: Reranking | None = None

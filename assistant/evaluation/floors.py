@@ -21,19 +21,30 @@ MAX_MARGIN = 0.2  # a floor further than this below its estimate would guard not
 EXACT = {"citation_validity": 1.0, "numbers_in_cited_clause": 1.0}
 
 
+SCOPE_METRICS = ("high_precision", "coverage", "confident_wrong", "low_confidence_rate", "abstention_recall",
+                 "false_abstention")
+
+
+def ranking_report(tuning_report: dict) -> dict:
+    """The report of the ranking stage that serves: the second stage, the ranker, or fusion alone."""
+    for stage in ("reranking", "ranker"):
+        if (tuning_report.get(stage) or {}).get("kept"):
+            return tuning_report[stage]
+    return tuning_report["fusion"]
+
+
 def estimates(tuning_report: dict) -> dict[str, dict[str, float]]:
-    """The cross-validated (or, where nothing is tuned, dev) estimate of each gated metric, per set."""
-    ranker = tuning_report["ranker"] if tuning_report["ranker"]["kept"] else tuning_report["fusion"]
+    """The cross-validated estimate of each gated metric, per set."""
+    ranking = ranking_report(tuning_report)
+    scope = (tuning_report.get("scope") or {}).get("cv_by_set", {})
     out: dict[str, dict[str, float]] = {}
     for name in SETS:
         values = {
-            "recall@5": ranker["cv_by_set"].get(name, {}).get("recall@5"),
-            "mrr@10": ranker["cv_by_set"].get(name, {}).get("mrr@10"),
+            "recall@5": ranking["cv_by_set"].get(name, {}).get("recall@5"),
+            "mrr@10": ranking["cv_by_set"].get(name, {}).get("mrr@10"),
             "key_fact_recall": tuning_report["spans"]["cv_by_set"].get(name, {}).get("key_fact_recall"),
             "cites_right_clause": tuning_report["spans"]["cv_by_set"].get(name, {}).get("cites_right_clause"),
-            "low_confidence_rate": tuning_report["scope"]["cv_by_set"].get(name, {}).get("low_confidence_rate"),
-            "abstention_recall": tuning_report["scope"]["cv_by_set"].get(name, {}).get("abstention_recall"),
-            "false_abstention": tuning_report["scope"]["dev_false_abstention_by_set"].get(name),
+            **{metric: scope.get(name, {}).get(metric) for metric in SCOPE_METRICS},
         }
         out[name] = {k: v for k, v in values.items() if v is not None}
     return out
@@ -48,11 +59,15 @@ def floors(tuning_report: dict) -> dict:
             "answerable": sum(q.answerable for q in test),
             "gold": sum(q.answerable and bool(q.gold) for q in test),
             "unanswerable": sum(not q.answerable for q in test),
+            "all": len(test),
         }
         entry: dict[str, float] = dict(EXACT)
         for metric, estimate in metrics.items():
-            n = sizes["unanswerable"] if metric == "abstention_recall" else (
-                sizes["gold"] if metric in ("recall@5", "mrr@10", "cites_right_clause") else sizes["answerable"])
+            n = {"abstention_recall": sizes["unanswerable"], "confident_wrong": sizes["all"],
+                 # high answers: about the coverage share of the answerable questions
+                 "high_precision": round(metrics.get("coverage", 1.0) * sizes["gold"]),
+                 }.get(metric, sizes["gold"] if metric in ("recall@5", "mrr@10", "cites_right_clause")
+                       else sizes["answerable"])
             if not n:
                 continue
             margin = MARGIN_SE * math.sqrt(max(estimate * (1 - estimate), 0.01) / n)

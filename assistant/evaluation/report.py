@@ -31,7 +31,7 @@ from .sets import SETS, EvalQuestion, Split, load_set
 
 METHODS: tuple[Method, ...] = ("bm25", "dense", "hybrid")
 # Metrics where higher is better, except these, where lower is.
-LOWER_IS_BETTER = {"false_abstention", "low_confidence_rate", "latency_p50_ms", "latency_p95_ms"}
+LOWER_IS_BETTER = {"false_abstention", "low_confidence_rate", "confident_wrong", "latency_p50_ms", "latency_p95_ms"}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -82,6 +82,7 @@ def answer_metrics(assistant: Assistant, questions: list[EvalQuestion], method: 
     facts_found = facts_total = numbers_ok = numbers_total = valid = 0
     not_high_unanswerable = declined_unanswerable = unanswerable = 0
     declined_answerable = low_answerable = answerable = cites_right = with_gold = 0
+    high = high_right = 0
     for q in questions:
         started = time.perf_counter()
         answer = assistant.ask(q.question, method=method, mode=mode)
@@ -108,17 +109,25 @@ def answer_metrics(assistant: Assistant, questions: list[EvalQuestion], method: 
                 facts_found += sum(fact in text for fact in q.key_facts) / len(q.key_facts)
             if q.gold:
                 with_gold += 1
-                cites_right += bool({c.clause_id for c in answer.citations} & set(q.gold))
+                right = bool({c.clause_id for c in answer.citations} & set(q.gold))
+                cites_right += right
+                high_right += right and answer.confidence is Confidence.high
         else:
             unanswerable += 1
             not_high_unanswerable += answer.confidence is not Confidence.high
             declined_unanswerable += answer.confidence is Confidence.declined
+        high += answer.confidence is Confidence.high
         records.append({
             "id": q.id, "kind": q.kind, "question": q.question, "confidence": answer.confidence.value,
             "answer": answer.answer, "cited": [c.clause_id for c in answer.citations], "gold": q.gold,
         })
     metrics = {
         "cites_right_clause": cites_right / (with_gold or 1),
+        # The confidence tiers as users meet them: `high` must be right (an unanswerable question answered
+        # high is wrong); coverage is the share of answerable questions answered high and right.
+        "high_precision": high_right / high if high else 1.0,
+        "coverage": high_right / (with_gold or 1),
+        "confident_wrong": (high - high_right) / (len(questions) or 1),
         "citation_validity": valid / (len(questions) or 1),
         "key_fact_recall": facts_found / (facts_total or 1),
         "numbers_in_cited_clause": numbers_ok / numbers_total if numbers_total else 1.0,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import statistics
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from ..answering.scope import Calibration, DomainModel
 from ..answering.tuning import FusionParams, Tuning
 from ..schema import Confidence
 from . import calibration
+from ..knowledge.query_tower import load_query_tower
 from .sets import EVAL_DIR, SETS, EvalQuestion, dev_questions
 
 TUNING_VERSION = 3  # bump when what is tuned or how changes: a build then refits instead of reusing
@@ -57,8 +59,25 @@ def set_of(q: EvalQuestion) -> str:
     return "rewrites" if q.source_id else "written"
 
 
+TRAINING_ONLY = -1
+"""The fold of operator-labelled questions: they join every fold's training data and are never held out,
+so the cross-validated figures stay estimates on the dev questions."""
+
+
 def fold_of(q: EvalQuestion, folds: int = FOLDS) -> int:
+    if q.split == "operator":
+        return TRAINING_ONLY
     return int(hashlib.sha256(q.group.encode()).hexdigest(), 16) % folds
+
+
+def operator_questions(db_path: Path) -> list[EvalQuestion]:
+    """Operators' labels (knowledge/labels.py) as training-only questions: real questions with the clauses
+    an operator said answer them, or none."""
+    from ..knowledge.labels import operator_labels
+
+    return [EvalQuestion(id=f"operator-{n}", split="operator", kind="answerable" if gold else "unanswerable",
+                         question=question, gold=gold, real=True)
+            for n, (question, gold) in enumerate(operator_labels(db_path))]
 
 
 def weighted_mean(values: dict[str, float], questions: Sequence[EvalQuestion]) -> float:
@@ -91,14 +110,12 @@ def _fold_choice(chooser: dict[Hashable, dict[str, float]], questions: Sequence[
     return max(chooser, key=lambda option: weighted_mean(chooser[option], train))
 
 
-def fingerprint(manifest, eval_dir=EVAL_DIR, reranker: str | None = None) -> str:  # noqa: ANN001 - an IndexManifest
-    """What the tuned constants depend on: the corpus, the embedding model, the relevance model if any,
-    the dev questions, the off-domain training questions, this code."""
+def fingerprint(manifest, eval_dir=EVAL_DIR, models: str = "") -> str:  # noqa: ANN001 - an IndexManifest
+    """What the tuned constants depend on: the corpus, the embedding model, the learned models (see
+    `learned_models`), the dev questions, the off-domain training questions, this code."""
     from .training_sets import OFF_DOMAIN
 
-    digest = hashlib.sha256(f"{TUNING_VERSION}|{manifest.corpus_hash}|{manifest.embedding_model}".encode())
-    if reranker:
-        digest.update(f"|reranker={reranker}".encode())
+    digest = hashlib.sha256(f"{TUNING_VERSION}|{manifest.corpus_hash}|{manifest.embedding_model}|{models}".encode())
     for path in [*(eval_dir / name for name in sorted(SETS.values())), OFF_DOMAIN]:
         digest.update(path.read_bytes() if path.exists() else b"")
     return digest.hexdigest()[:16]
@@ -119,7 +136,7 @@ def build_tuned_index(settings, embeddings, progress: bool = True,  # noqa: ANN0
     def fit(staging: Path) -> None:
         staged = settings.model_copy(update={"index_dir": staging})
         index = load_index(staged)
-        mark = fingerprint(index.manifest, reranker=_reranker_name(settings))
+        mark = fingerprint(index.manifest, models=learned_models(settings))
         if previous is not None and previous.report.get("fingerprint") == mark:
             previous.save(staging)
             report("调参：语料、模型和评测集均未变化，沿用上次交叉验证的参数")
@@ -157,7 +174,8 @@ def refit_scope(settings, embeddings) -> Tuning:  # noqa: ANN001
 
     index = load_index(settings)
     current = Tuning.load(settings.index_dir)
-    scope, scope_report = _tune_scope(Assistant(settings, index, embeddings, tuning=current), dev_questions())
+    scope, scope_report = _tune_scope(Assistant(settings, index, embeddings, tuning=current), dev_questions(),
+                                      operator_questions(settings.db_path))
     report = {**current.report, "scope": scope_report, "carried_over": ["fusion", "ranker", "spans"],
               "scope_refit_for": index.manifest.corpus_hash}
     refitted = current.model_copy(update={"scope": scope, "report": report})
@@ -169,15 +187,35 @@ def tune(assistant, eval_dir=EVAL_DIR, progress: Callable[[str], None] = lambda 
     """Cross-validate and choose the constants on `assistant`'s index; returns the Tuning to save."""
     questions = dev_questions(eval_dir)
     answerable = [q for q in questions if q.answerable and q.gold]
-    report: dict = {"dev_questions": len(questions), "folds": FOLDS, "set_weights": SET_WEIGHTS}
+    operator = operator_questions(assistant.settings.db_path)
+    report: dict = {"dev_questions": len(questions), "folds": FOLDS, "set_weights": SET_WEIGHTS,
+                    "operator_labels": len(operator)}
 
     progress("fusion")
     fusion, fusion_report = _tune_fusion(assistant, answerable)
+    tower = load_query_tower(assistant.settings.query_encoder)
+    if tower is not None:  # the same fusion grid with the trained question encoder: keep it only if clearly better
+        assistant.searcher.use_query_tower(tower)
+        tower_fusion, tower_report = _tune_fusion(assistant, answerable)
+        gain = paired_gain(tower_report["per_question"], fusion_report["per_question"])
+        kept = gain.z > RERANKER_MIN_Z
+        report["query_tower"] = {"name": tower.name, "kept": kept, "gain": gain._asdict(),
+                                 "cv_mrr@10": tower_report["cv_mrr@10"], "cv_recall@5": tower_report["cv_recall@5"],
+                                 "cv_by_set": tower_report["cv_by_set"],
+                                 "without": {k: fusion_report[k] for k in ("cv_mrr@10", "cv_recall@5", "cv_by_set")}}
+        if kept:
+            fusion, fusion_report = tower_fusion, tower_report
+        else:
+            assistant.searcher.use_query_tower(None)
+    else:
+        report["query_tower"] = {"name": None, "kept": False, "why": "no question encoder configured"}
+    fusion_report.pop("per_question")
     report["fusion"] = fusion_report
     assistant.searcher.fusion = fusion
 
     progress("ranker")
-    ranker, ranker_report = _tune_ranker(assistant, answerable, fusion_report)
+    ranker, ranker_report = _tune_ranker(assistant, answerable, fusion_report,
+                                         [q for q in operator if q.gold])
     report["ranker"] = ranker_report
     assistant.searcher.ranker = ranker
 
@@ -196,24 +234,26 @@ def tune(assistant, eval_dir=EVAL_DIR, progress: Callable[[str], None] = lambda 
     assistant.pipeline.tuning = assistant.pipeline.tuning.model_copy(update={"domain": domain, "spans": spans})
 
     progress("scope")
-    scope, scope_report = _tune_scope(assistant, questions)
+    scope, scope_report = _tune_scope(assistant, questions, operator)
     report["scope"] = scope_report
-    return Tuning(fusion=fusion, ranker=ranker, reranking=reranking, spans=spans, scope=scope, domain=domain,
-                  report=report)
+    return Tuning(fusion=fusion, query_tower=tower.name if report["query_tower"]["kept"] else None, ranker=ranker,
+                  reranking=reranking, spans=spans, scope=scope, domain=domain, report=report)
 
 
-def _reranker_name(settings) -> str | None:  # noqa: ANN001
-    """The configured relevance model's name as the tuning records it (the bundled one by its version)."""
-    from ..answering.reranker import BUNDLED, OFF
-    from ..knowledge.relevance import bundled_manifest
+def learned_models(settings) -> str:  # noqa: ANN001
+    """The configured learned models as the tuning depends on them: each by name and version."""
+    from ..knowledge.query_tower import BUNDLED_DIR as TOWER_DIR
+    from ..knowledge.relevance import BUNDLED_DIR as RELEVANCE_DIR
 
-    setting = settings.reranker
-    if setting is None or setting.strip().lower() in OFF:
-        return None
-    if setting == BUNDLED:
-        manifest = bundled_manifest()
-        return f"relevance-{manifest['version']}" if manifest else None
-    return setting
+    def describe(setting: str | None, bundled: Path) -> str:
+        if setting is None or setting.strip().lower() in ("", "none", "off"):
+            return "none"
+        directory = bundled if setting == "bundled" else Path(setting)
+        manifest = directory / "manifest.json"
+        return f"{setting}:{hashlib.sha256(manifest.read_bytes()).hexdigest()[:12]}" if manifest.is_file() else setting
+
+    return (f"reranker={describe(settings.reranker, RELEVANCE_DIR)};"
+            f"query_encoder={describe(settings.query_encoder, TOWER_DIR)}")
 
 
 # --- fusion --------------------------------------------------------------------------------------
@@ -239,7 +279,8 @@ def _tune_fusion(assistant, questions: list[EvalQuestion]) -> tuple[FusionParams
     choice: FusionParams = selection.choice  # type: ignore[assignment]
     return choice, {"grid": FUSION_GRID, "chosen": choice.model_dump(), "cv_mrr@10": round(selection.cv_estimate, 4),
                     "cv_recall@5": round(held_out_r5, 4),
-                    "cv_by_set": _held_out_by_set({"mrr@10": mrr, "recall@5": recall5}, mrr, questions)}
+                    "cv_by_set": _held_out_by_set({"mrr@10": mrr, "recall@5": recall5}, mrr, questions),
+                    "per_question": _held_out_values(mrr, questions)}
 
 
 def _held_out(metric: dict[Hashable, dict[str, float]], chooser: dict[Hashable, dict[str, float]],
@@ -250,6 +291,15 @@ def _held_out(metric: dict[Hashable, dict[str, float]], chooser: dict[Hashable, 
         best = _fold_choice(chooser, questions, fold, folds)
         values.append(weighted_mean(metric[best], [q for q in questions if fold_of(q, folds) == fold]))
     return statistics.fmean(values)
+
+
+def _held_out_values(table: dict[Hashable, dict[str, float]], questions: Sequence[EvalQuestion]) -> dict[str, float]:
+    """Each question's value under the option chosen on the other folds (for paired comparisons)."""
+    values: dict[str, float] = {}
+    for fold in range(FOLDS):
+        best = _fold_choice(table, questions, fold)
+        values |= {q.id: table[best][q.id] for q in questions if fold_of(q) == fold and q.id in table[best]}
+    return values
 
 
 def _held_out_by_set(metrics: dict[str, dict[Hashable, dict[str, float]]], chooser: dict[Hashable, dict[str, float]],
@@ -293,11 +343,13 @@ def _rank_metrics(ids: list[str], gold: list[str]) -> tuple[float, float]:
     return (1.0 / best if best else 0.0), float(best is not None and best <= 5)
 
 
-def _tune_ranker(assistant, questions: list[EvalQuestion], fusion_report: dict) -> tuple[LinearRanker | None, dict]:  # noqa: ANN001
-    """Fit the pairwise ranker per fold on the fused candidates; keep it only if it beats fusion alone."""
+def _tune_ranker(assistant, questions: list[EvalQuestion], fusion_report: dict,  # noqa: ANN001
+                 training_only: Sequence[EvalQuestion] = ()) -> tuple[LinearRanker | None, dict]:
+    """Fit the pairwise ranker per fold on the fused candidates; keep it only if it beats fusion alone.
+    `training_only` questions (operator labels) join every fold's training data."""
     searcher = assistant.searcher
     data = []
-    for q in questions:
+    for q in [*questions, *training_only]:
         exact = _exact_id(assistant, q.question)
         raw = searcher.raw_scores(q.question)
         fused = searcher.fuse(raw, "hybrid")
@@ -459,7 +511,7 @@ def _tune_domain(assistant, questions: list[EvalQuestion]) -> tuple[DomainModel 
     answerable dev question of the training folds, and the held-out figures say what it declines."""
     from .training_sets import domain_questions
 
-    training = domain_questions()
+    training = domain_questions() + [(text, False) for text in corpus_phrases(assistant.index)]
     if not any(off for _, off in training) or all(off for _, off in training):
         return None, {"kept": False, "why": "no off-domain training questions (training/offdomain_questions.jsonl)"}
     embed = assistant.searcher.query_vector
@@ -481,17 +533,34 @@ def _tune_domain(assistant, questions: list[EvalQuestion]) -> tuple[DomainModel 
                    "threshold": round(model.threshold, 4), "cv_by_set": by_set}
 
 
+def corpus_phrases(index) -> list[str]:  # noqa: ANN001 - a ClauseIndex
+    """What the corpus itself says a policy question may be about: every heading, plan measure title and
+    clause opening (cut at its first comma). Real questions mined from pages cover the laws people argue
+    about; these cover the rest (the plan's 12345热线, 火炬高新区) so that terse policy questions never look
+    off-domain."""
+    phrases: set[str] = set()
+    for clause in index.clauses:
+        phrases.update(h for h in clause.heading_path if h)
+        if not clause.label.startswith("第"):
+            phrases.add(clause.label)
+        first = (clause.sentences or (clause.text,))[0]
+        phrases.add(re.split(r"[，；：]", first)[0][:40])
+    return sorted(p for p in phrases if len(p) >= 4)
+
+
 MODEL_DECIDES = ("model", "no_scope_model", "not_covered")  # ScopeDecision reasons of questions the calibration decides
 
 
-def _tune_scope(assistant, questions: list[EvalQuestion]) -> tuple[Calibration | None, dict]:  # noqa: ANN001
+def _tune_scope(assistant, questions: list[EvalQuestion],  # noqa: ANN001
+                training_only: Sequence[EvalQuestion] = ()) -> tuple[Calibration | None, dict]:
     """Fit the confidence calibration (evaluation/calibration.py) and report what users would meet,
-    every question decided by models fitted on the other folds."""
+    every dev question decided by models fitted on the other folds (`training_only` questions, operator
+    labels, join every fold's training data)."""
     pipeline = assistant.pipeline
     saved = pipeline.tuning
     pipeline.tuning = saved.model_copy(update={"scope": None})  # compose every answer, label it right or not
     try:
-        prepared = {q.id: pipeline.prepare(q.question) for q in questions}
+        prepared = {q.id: pipeline.prepare(q.question) for q in [*questions, *training_only]}
     finally:
         pipeline.tuning = saved
 
@@ -500,7 +569,8 @@ def _tune_scope(assistant, questions: list[EvalQuestion]) -> tuple[Calibration |
         return q.answerable and bool(cited & set(q.gold))
 
     rows = [calibration.Row(q, set_of(q), fold_of(q), pipeline.signals(p.query, p.retrieval, p.hits), right(q))
-            for q, p in ((q, prepared[q.id]) for q in questions) if p.decision.reason in MODEL_DECIDES]
+            for q, p in ((q, prepared[q.id]) for q in [*questions, *training_only])
+            if p.decision.reason in MODEL_DECIDES]
     if len({r.right for r in rows}) < 2 or len({r.question.answerable for r in rows}) < 2:
         return None, {"rows": len(rows), "kept": False, "why": "dev questions of one kind only"}
     target, held_out = calibration.cross_validate(rows, FOLDS, SET_WEIGHTS)
@@ -513,8 +583,8 @@ def _tune_scope(assistant, questions: list[EvalQuestion]) -> tuple[Calibration |
         "high_threshold": round(model.high_threshold, 4), "decline_threshold": round(model.decline_threshold, 4),
         "right_weights": dict(zip(model.right.features, (round(w, 4) for w in model.right.weights))),
         "cv_by_set": by_set,
-        # read by floors.py and the build's summary line
-        "cv_low_confidence_rate": by_set["written"]["low_rate"],
+        # the build's summary line
+        "cv_low_confidence_rate": by_set["written"]["low_confidence_rate"],
         "cv_abstention_recall": by_set["real"]["abstention_recall"],
     }
 

@@ -27,8 +27,8 @@ from ..evaluation.training_sets import DomainQuestion, MinedPair, normalise
 from ..numerals import with_arabic_numbers
 from ..schema import Clause, DocumentMeta
 
-MIN_SENTENCE_NGRAMS = 8
-"""Shorter quote sentences ("依法处理。") match too many clauses to label anything."""
+MIN_SENTENCE_NGRAMS = 12
+"""Shorter quote sentences ("依法处理。", "本法自公布之日起施行。") are boilerplate many clauses share."""
 MIN_CONTAINMENT = 0.6
 """Share of a quote sentence's trigrams found in the clause: pages re-punctuate, use 20 for 二十 and quote
 the pre-2023 wording, so an exact match is too strict; below 0.6 the match is a paraphrase of something."""

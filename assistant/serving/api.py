@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from urllib.parse import unquote
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security, status
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Security, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -31,6 +32,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..config import Settings, get_settings
 from ..errors import IndexError_, PolicyQAError
+from ..knowledge.labels import LabelStore, RelevanceLabel
+from ..question import clean_text
 from ..schema import Answer, Citation, DocumentInfo, SearchHit, Turn
 from ..service import Assistant
 from .access_log import RequestLogMiddleware
@@ -310,6 +313,35 @@ def feedback(body: FeedbackRequest, request: Request) -> FeedbackEntry:
         logger.error("feedback could not be stored at %s: %s", store.path, exc.strerror)  # the path: log only
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                             detail=f"反馈暂时无法保存：{exc.strerror}。请联系管理员检查 POLICY_QA_DB_PATH") from None
+
+
+class LabelRequest(BaseModel):
+    """An operator's judgement: `clause_id` answers `question`, or (`verdict: none`) no clause does."""
+
+    question: str = Field(min_length=1, max_length=MAX_TURN_CHARS)
+    verdict: Literal["answers", "none"]
+    clause_id: str | None = Field(None, max_length=300)
+
+
+@router.post(
+    "/labels", response_model=RelevanceLabel, status_code=status.HTTP_201_CREATED,
+    summary="坐席标注：哪一条条文答复了这个问题（或都不相关）",
+    description="标注存入数据库，下次 `policy-qa train fit` 与 `policy-qa build` 会用到。写操作：配置了 API 密钥时需要密钥，"
+                "有频率限制。`verdict` 为 `answers` 时必须给出存在的 `clause_id`；为 `none` 时不给。",
+    responses={404: {"model": ErrorBody, "description": "条文编号不存在"}},
+)
+def label(body: LabelRequest, request: Request, assistant: Annotated[Assistant, Depends(get_assistant)],
+          x_operator: Annotated[str | None, Header(max_length=40, description="标注人（可不填）")] = None,
+          ) -> RelevanceLabel:
+    question = check_question(body.question, request.app.state.settings)
+    if (body.verdict == "answers") != (body.clause_id is not None):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail="请求有误：verdict 为 answers 时须给出 clause_id，为 none 时不要给")
+    if body.clause_id is not None and body.clause_id not in assistant.index.by_id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"没有编号为 {body.clause_id} 的条文")
+    operator = clean_text(unquote(x_operator or "")).strip() or "api"
+    return LabelStore(request.app.state.settings.db_path).add(
+        RelevanceLabel(operator=operator, question=question, verdict=body.verdict, clause_id=body.clause_id))
 
 
 class HealthUnavailable(ErrorBody):

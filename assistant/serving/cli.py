@@ -78,36 +78,39 @@ def build(
 
 def _print_cross_validation(index_dir: Path) -> None:
     from ..answering.tuning import Tuning
+    from ..evaluation.floors import ranking_report
 
     tuning = Tuning.load_if_present(index_dir)
     if tuning is None or "ranker" not in tuning.report:
         return
-    ranking = tuning.report["ranker"] if tuning.report["ranker"]["kept"] else tuning.report["fusion"]
-    spans, scope = tuning.report["spans"], tuning.report["scope"]
+    ranking, spans = ranking_report(tuning.report), tuning.report["spans"]
     typer.echo(
         f"交叉验证（dev {tuning.report['dev_questions']} 题）：MRR@10 {ranking['cv_mrr@10']:.3f}，"
-        f"recall@5 {ranking['cv_recall@5']:.3f}，关键事实 {spans['cv_key_fact_recall']:.3f}，"
-        f"低置信比例 {scope['cv_low_confidence_rate']:.3f}，拒答召回 {scope['cv_abstention_recall']:.3f}"
+        f"recall@5 {ranking['cv_recall@5']:.3f}，关键事实 {spans['cv_key_fact_recall']:.3f}"
     )
-    ranker = tuning.report["ranker"]
-    if ranker.get("reranker"):
-        variants = ranker["variants"]
-        verdict = "采用" if ranker["reranker_kept"] else "未采用（交叉验证不支持）"
-        typer.echo(f"重排模型 {ranker['reranker']}：{verdict}；MRR@10 含重排 {variants['with_reranker']['cv_mrr@10']:.3f}，"
-                   f"不含 {variants['without_reranker']['cv_mrr@10']:.3f}")
+    real = ((tuning.report.get("scope") or {}).get("cv_by_set") or {}).get("real")
+    if real:
+        typer.echo(f"置信度（真实问题，交叉验证）：high 正确率 {real['high_precision']}，覆盖 {real['coverage']}，"
+                   f"自信答错 {real['confident_wrong']}，低置信 {real['low_confidence_rate']}，拒答召回 {real['abstention_recall']}")
+    reranking = tuning.report.get("reranking") or {}
+    if reranking.get("reranker"):
+        verdict = "采用" if reranking["kept"] else "未采用（交叉验证不支持）"
+        typer.echo(f"相关性模型 {reranking['reranker']}：{verdict}；MRR@10 含第二阶段 {reranking.get('cv_mrr@10', 0):.3f}，"
+                   f"仅排序模型 {reranking.get('baseline_cv_mrr@10', 0):.3f}")
 
 
 def fit_tuning(settings, embeddings, progress: bool):  # noqa: ANN001, ANN201 - heavy imports stay lazy
     """Load the index in `settings.index_dir` with default constants and cross-validate new ones."""
     from ..answering.tuning import Tuning
-    from ..evaluation.tuning import fingerprint, tune
+    from ..evaluation.tuning import fingerprint, learned_models, tune
     from ..knowledge.store import load_index
     from ..service import Assistant
 
     index = load_index(settings)
     report = (lambda step: typer.echo(f"  调参：{step}…", err=True)) if progress else (lambda _: None)
     tuning = tune(Assistant(settings, index, embeddings, tuning=Tuning()), progress=report)
-    return tuning.model_copy(update={"report": {**tuning.report, "fingerprint": fingerprint(index.manifest, reranker=settings.reranker)}})
+    mark = fingerprint(index.manifest, models=learned_models(settings))
+    return tuning.model_copy(update={"report": {**tuning.report, "fingerprint": mark}})
 
 
 @app.command("tune")

@@ -1,9 +1,14 @@
-"""`policy-qa train …`: mine training pairs, train the relevance model (resumable), export it. Never in CI.
+"""`policy-qa train …`: mine training pairs, train the learned models (resumable), export them. Never in CI.
 
-    policy-qa train mine RAW.jsonl…            # search records → training/mined_pairs.jsonl, offdomain_questions.jsonl
-    policy-qa train fit --run training/runs/rel-v2   # groups built once, then trains; rerun to resume
-    policy-qa train export --run training/runs/rel-v2 --version 2
-    policy-qa train status --run training/runs/rel-v2
+    policy-qa train mine RAW.jsonl…                      # page records → training/mined_pairs.jsonl, offdomain_questions.jsonl
+    policy-qa train fit --model tower --run training/runs/tower-v1   # the question encoder; rerun to resume
+    policy-qa train fit --model relevance --run training/runs/rel-v1 # the cross-encoder
+    policy-qa train export --run training/runs/tower-v1 --version 1   # into the bundled models folder
+    policy-qa train status --run training/runs/tower-v1
+
+Two models: `tower`, a question encoder fine-tuned against the index's frozen passage vectors
+(learning/query_tower.py), and `relevance`, a cross-encoder reading question and clause together
+(learning/train.py). `policy-qa build` decides by cross-validation whether each is used.
 """
 
 from __future__ import annotations
@@ -73,65 +78,115 @@ def mine(raw: Annotated[list[Path], typer.Argument(help="JSON-lines search recor
 
 @train_app.command("fit")
 def fit(run: RunOption,
-        layers: Annotated[str, typer.Option(help="e5 layers the student keeps, e.g. 0,1,2,3")] = "0,1,2,3",
-        epochs: Annotated[float, typer.Option(help="passes over the groups")] = 2.0) -> None:
-    """Train (or resume) the relevance model in RUN; the recipe is fixed when the run starts."""
+        model: Annotated[str, typer.Option(help="tower (question encoder) or relevance (cross-encoder)")] = "tower",
+        layers: Annotated[str, typer.Option(help="relevance only: e5 layers the student keeps")] = "0,1,2,3",
+        epochs: Annotated[float, typer.Option(help="passes over the training data")] = 6.0) -> None:
+    """Train (or resume) a model in RUN; the recipe is fixed when the run starts (RUN/config.json)."""
     _need_training_extra()
+    if model not in ("tower", "relevance"):
+        fail("--model 只能是 tower 或 relevance")
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "kind").write_text(model, "utf-8")
+    if model == "tower":
+        _fit_tower(run, epochs)
+    else:
+        _fit_relevance(run, tuple(int(x) for x in layers.split(",")), epochs)
+
+
+def _progress_bar():  # noqa: ANN202
+    from tqdm import tqdm
+
+    bar = tqdm(desc="训练", unit="步")
+
+    def progress(step: int, total: int, loss: float) -> None:
+        bar.total, bar.n = total, step
+        bar.set_postfix(loss=f"{loss:.3f}")
+        bar.refresh()
+
+    return bar, progress
+
+
+def _fit_tower(run: Path, epochs: float) -> None:
+    from ..evaluation.training_sets import load_mined
+    from ..knowledge.labels import operator_labels
+    from ..knowledge.store import load_index
+    from ..learning.query_tower import TowerConfig, tower_examples, train_tower
+
+    config_path = run / "config.json"
+    if config_path.is_file():
+        config = TowerConfig.model_validate_json(config_path.read_text("utf-8"))
+        typer.echo(f"继续训练 {run}（配方见 config.json）", err=True)
+    else:
+        config = TowerConfig(epochs=epochs)
+        config_path.write_text(config.model_dump_json(indent=1), "utf-8")
+    index = load_index(get_settings())
+    examples = tower_examples(index, load_mined(), operator_labels(get_settings().db_path), config.seed)
+    units = index.dense.reconstruct_n(0, index.dense.ntotal)
+    bar, progress = _progress_bar()
+    with bar:
+        train_tower(run, examples, units, index.unit_clause, config, on_progress=progress)
+    typer.echo(f"完成：{run / 'model.pt'}；导出：policy-qa train export --run {run} --version N")
+
+
+def _fit_relevance(run: Path, layers: tuple[int, ...], epochs: float) -> None:
     from ..evaluation.training_sets import load_mined
     from ..knowledge.labels import operator_labels
     from ..learning.dataset import training_groups
     from ..learning.train import TrainConfig, load_groups, save_groups, train
     from .cli import load_assistant
 
-    run.mkdir(parents=True, exist_ok=True)
     config_path = run / "config.json"
     if config_path.is_file():
         config = TrainConfig.model_validate_json(config_path.read_text("utf-8"))
         typer.echo(f"继续训练 {run}（配方见 config.json）", err=True)
     else:
-        config = TrainConfig(layers=tuple(int(x) for x in layers.split(",")), epochs=epochs)
+        config = TrainConfig(layers=layers, epochs=epochs)
         config_path.write_text(config.model_dump_json(indent=1), "utf-8")
     groups_path, texts_path = run / "groups.jsonl", run / "texts.json"
     if not groups_path.is_file():
-        assistant = load_assistant()
-        labels = operator_labels(get_settings().db_path)
-        groups, texts = training_groups(assistant, load_mined(), labels, seed=config.seed)
+        groups, texts = training_groups(load_assistant(), load_mined(), operator_labels(get_settings().db_path),
+                                        seed=config.seed)
         save_groups(groups_path, groups)
         texts_path.write_text(json.dumps(texts, ensure_ascii=False), "utf-8")
-        kinds = {k: sum(g.kind == k for g in groups) for k in ("mined", "operator", "unanswerable", "ict")}
-        typer.echo(f"训练组：{kinds}", err=True)
     groups, texts = load_groups(groups_path), json.loads(texts_path.read_text("utf-8"))
-
-    from tqdm import tqdm
-
-    with tqdm(desc="训练", unit="步") as bar:
-        def progress(step: int, total: int, loss: float) -> None:
-            bar.total = total
-            bar.n = step
-            bar.set_postfix(loss=f"{loss:.3f}")
-            bar.refresh()
-
+    bar, progress = _progress_bar()
+    with bar:
         train(run, groups, texts, config, on_progress=progress)
     typer.echo(f"完成：{run / 'model.pt'}；导出：policy-qa train export --run {run} --version N")
 
 
 @train_app.command("export")
-def export_command(run: RunOption, version: Annotated[str, typer.Option(help="the artefact's version")]) -> None:
-    """Export RUN's model as the bundled relevance model (int8 ONNX + manifest), checked against torch."""
+def export_command(run: RunOption, version: Annotated[str, typer.Option(help="the artefact's version")],
+                   to: Annotated[Path | None, typer.Option(help="another directory than the bundled one")] = None) -> None:
+    """Export RUN's model (int8 ONNX + manifest, checked against torch) as the bundled model of its kind."""
     _need_training_extra()
+    from ..evaluation.training_sets import load_mined
+
+    kind = (run / "kind").read_text("utf-8").strip() if (run / "kind").is_file() else None
+    if kind is None or not (run / "model.pt").is_file():
+        fail(f"{run} 还没有训练完成的模型：先运行 policy-qa train fit --run {run}")
+    questions = [p.question for p in load_mined()][:64]
+    if kind == "tower":
+        from ..knowledge.query_tower import BUNDLED_DIR
+        from ..learning.export import export_tower
+
+        target = to or BUNDLED_DIR
+        target.parent.mkdir(parents=True, exist_ok=True)
+        manifest = export_tower(run, target, version, questions)
+        typer.echo(f"已导出 query-tower-{version} → {target}（int8 与 fp32 向量余弦均值 "
+                   f"{manifest['int8_vs_fp32_cosine']['mean']}）；运行 policy-qa build 以交叉验证是否采用。")
+        return
     from ..knowledge.relevance import BUNDLED_DIR
     from ..learning.export import export
     from ..learning.train import load_groups
 
-    if not (run / "model.pt").is_file():
-        fail(f"{run} 还没有训练完成的模型（model.pt）：先运行 policy-qa train fit --run {run}")
     groups = load_groups(run / "groups.jsonl")
     texts = json.loads((run / "texts.json").read_text("utf-8"))
     check = [(g.query, texts[(g.positives or g.negatives)[0]]) for g in groups[:64]]
-    kinds = {k: sum(g.kind == k for g in groups) for k in ("mined", "operator", "unanswerable", "ict")}
-    BUNDLED_DIR.parent.mkdir(parents=True, exist_ok=True)
-    manifest = export(run, BUNDLED_DIR, version, check, extra={"training_groups": kinds})
-    typer.echo(f"已导出 relevance-{version} → {BUNDLED_DIR}（int8 与 fp32 分数相关 "
+    target = to or BUNDLED_DIR
+    target.parent.mkdir(parents=True, exist_ok=True)
+    manifest = export(run, target, version, check)
+    typer.echo(f"已导出 relevance-{version} → {target}（int8 与 fp32 分数相关 "
                f"{manifest['int8_vs_fp32_correlation']}）；运行 policy-qa build 以交叉验证是否采用。")
 
 

