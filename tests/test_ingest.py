@@ -169,3 +169,33 @@ def test_the_title_stops_at_the_doc_number_line() -> None:
     assert document.meta.title == "厦门经济特区营商环境促进条例"
     assert document.meta.doc_number == "厦门市人民代表大会常务委员会公告〔2026〕1号"
     assert document.meta.category == "法规"
+
+
+NAV_PAGE = """<html><head><meta charset="utf-8"><title>厦门市集成电路设计企业流片补贴实施细则_政策文件_厦门市人民政府</title></head>
+<body><div class="article"><p>首页 | 政务公开 | 政策文件 | 办事服务 | 互动交流</p>
+<p>厦门市集成电路设计企业流片补贴实施细则</p>
+<p>第一条 为支持集成电路设计企业开展工程流片，制定本细则。</p>
+<p>第二条 对在本市注册的集成电路设计企业，按照流片费用的百分之二十给予补贴。</p>
+<p>第三条 本细则自2025年1月1日起施行。</p></div></body></html>"""
+
+
+def test_a_navigation_bar_inside_the_page_text_never_becomes_part_of_the_title() -> None:
+    """The site's menu line came through the extractor and was glued in front of the real title; the
+    page's <title> and its heading both give the real one."""
+    document = ingest("page.html", NAV_PAGE.encode("utf-8"), "page", today=date(2026, 1, 1))
+    assert document.meta.title == "厦门市集成电路设计企业流片补贴实施细则"
+    assert "首页" not in document.meta.title and "首页" not in (document.meta.short_names or ("",))[0]
+    assert "政务公开" not in "\n".join(document.head + document.body)
+
+
+@pytest.mark.parametrize(("line", "menu"), [
+    ("首页 | 政务公开 | 政策文件 | 办事服务 | 互动交流", True),
+    ("首页 > 政务公开 > 政策文件", True),
+    ("厦门市集成电路设计企业流片补贴实施细则", False),
+    ("第二条 对企业、个体工商户/农民专业合作社，按照以下标准：", False),  # a separator, long items
+    ("（一）甲 / 乙", False),                                               # two items are not a menu
+])
+def test_menu_lines_are_recognised_by_their_short_separated_items(line: str, menu: bool) -> None:
+    from assistant.knowledge.ingest import is_menu_line
+
+    assert is_menu_line(line) is menu

@@ -263,3 +263,17 @@ def test_the_langchain_retriever_returns_clauses_with_metadata(assistant) -> Non
     assert len(documents) == 3
     assert all(re.match(r"^[a-z0-9-]+#", d.metadata["clause_id"]) for d in documents)
     assert DENGJI_33 in [d.id for d in documents]
+
+
+@pytest.mark.parametrize("question", ["保障中小企业款项支付条例第八条", "机关事业单位从中小企业采购货物，付款期限最长多少天？"])
+def test_an_answer_for_a_past_day_says_so_and_does_not_call_that_days_text_replaced(assistant, question: str) -> None:
+    from datetime import date
+
+    from assistant.answering.compose import AS_OF_NOTICE
+
+    answer = assistant.ask(question, as_of=date(2024, 6, 1))  # the 2020 text was in force that day
+    assert answer.notices[0] == AS_OF_NOTICE.format(day="2024-06-01")  # the direct-article path too
+    assert {c.doc_id for c in answer.citations} == {"baozhang-zhongxiao-qiye-kuanxiang-zhifu-tiaoli-2020"}
+    assert not any("已被修订或取代" in n for n in answer.notices)
+    today = assistant.ask("2020年版款项支付条例第八条")  # the same text asked about today is flagged
+    assert any("已被修订或取代" in n for n in today.notices)

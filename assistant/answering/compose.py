@@ -29,13 +29,14 @@ OTHER_PLACE_REPLY = (
     "抱歉，政策库收录的是厦门营商环境行动方案和国家层面的法律法规，不含其他地方出台的补贴、奖励、人才等专项政策，"
     "无法回答。建议向当地12345政务服务便民热线或主管部门咨询。"
 )
+AS_OF_NOTICE = "以上依据{day}当日有效的文件版本作答。"
 LOW_CONFIDENCE_INTRO = "以下条文与问题可能相关，但不能确定它们就是答案，请核对条文原文后再答复："
 LOW_CONFIDENCE_REFERRAL = "如需确切答复，建议拨打12345政务服务便民热线或向相关主管部门咨询。"
 NO_NUMBER_NOTICE = "您问的是具体期限或数额，但所引条文没有规定具体数字。"
 # Question words that ask for a number, deadline or amount: the answer should then state one, or say
 # that the cited clauses do not (tests/test_compose.py has examples on both sides).
 ASKS_FOR_NUMBER = re.compile(r"多久|多长|几天|几日|几个|多少|期限|时限|天数|日内|比例|金额|上限|最多|最少|最长|最短|最高|最低|几年|几个月|几次|多大")
-_HAS_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万]+(日|天|年|个月|个工作日|万元|元|倍|%|分之)|百分之")
+HAS_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万]+(日|天|年|个月|个工作日|万元|元|倍|%|分之)|百分之")
 MAX_SPAN_CHARS = 220
 
 
@@ -151,7 +152,7 @@ def select_spans(question_words: dict[str, float], wants_number: bool, ranked: l
             coverage[i]
             + weights.dense * ((similarity - low) / (high - low) if high > low else 1.0)
             + weights.prior * ranked[span.rank].score / top_score
-            + weights.number * (wants_number and bool(_HAS_NUMBER.search(span.text)))
+            + weights.number * (wants_number and bool(HAS_NUMBER.search(span.text)))
             - (0.1 if len(span.text) > MAX_SPAN_CHARS else 0.0)
         )
     best = max(s.score for s in candidates)
@@ -188,7 +189,7 @@ def compose(spans: list[Span], marker_for_rank: dict[int, int]) -> str:
 
 
 def states_a_number(spans: list[Span]) -> bool:
-    return any(_HAS_NUMBER.search(s.text) for s in spans)
+    return any(HAS_NUMBER.search(s.text) for s in spans)
 
 
 def reference_answer(clause: Clause, meta: DocumentMeta, max_sentences: int) -> str:
@@ -223,8 +224,10 @@ def unknown_document_reply(name: str) -> str:
     )
 
 
-def version_notices(metas: list[DocumentMeta], dropped: list[DocumentMeta]) -> list[str]:
-    """Say which version an answer rests on, and warn about texts that are not (or no longer) in force."""
+def version_notices(metas: list[DocumentMeta], dropped: list[DocumentMeta], as_of: date | None = None) -> list[str]:
+    """Say which version an answer rests on, and warn about texts that are not (or no longer) in force:
+    in force today, or on `as_of` when the answer is given for a past day."""
+    day = as_of or date.today()
     notices = []
     for meta in metas:
         replaced = [d for d in dropped if d.superseded_by == meta.doc_id]
@@ -233,13 +236,13 @@ def version_notices(metas: list[DocumentMeta], dropped: list[DocumentMeta]) -> l
                 f"以上依据现行有效的《{meta.title}》（{meta.version or meta.doc_number}，{meta.effective}起施行）；"
                 f"{'、'.join(d.version or d.title for d in replaced)}已被取代，仅供参考。"
             )
-        if meta.status is DocStatus.superseded:
+        if meta.status is DocStatus.superseded and not (as_of and meta.in_force_on(as_of)):
             notices.append(f"注意：所引《{meta.title}》（{meta.version}）已被修订或取代。{meta.status_note or ''}")
         elif meta.status is DocStatus.draft:
             notices.append(
                 f"注意：所引《{meta.title}》为征求意见稿，具体措施以正式印发的文件为准。"
             )
-        elif meta.status_on(date.today()) is DocStatus.expired:
+        elif meta.status_on(day) is DocStatus.expired:
             notices.append(
                 f"注意：所引《{meta.title}》的有效期已于{meta.valid_until}届满，请向发文机关确认是否有新的规定。"
             )

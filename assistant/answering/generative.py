@@ -27,7 +27,7 @@ from ..schema import (
     Timings,
     Turn,
 )
-from .compose import LOW_CONFIDENCE_INTRO, LOW_CONFIDENCE_REFERRAL, version_notices
+from .compose import AS_OF_NOTICE, LOW_CONFIDENCE_INTRO, LOW_CONFIDENCE_REFERRAL, version_notices
 
 if TYPE_CHECKING:
     from .generate import Generation, Generator, Retrieved
@@ -98,9 +98,12 @@ class GenerativeComposer:
             text = generation.text
             if fallback.confidence is Confidence.low:
                 text = f"{LOW_CONFIDENCE_INTRO}\n{text}\n{LOW_CONFIDENCE_REFERRAL}"
+            notices = version_notices(metas, dropped, self.as_of) + ([notice] if notice else [])
+            if self.as_of is not None:
+                notices.insert(0, AS_OF_NOTICE.format(day=self.as_of.isoformat()))
             return self._timed(Answer(
                 question=self.question, answer=text, abstained=False, confidence=fallback.confidence,
-                citations=cited, notices=version_notices(metas, dropped) + ([notice] if notice else []),
+                citations=cited, notices=notices,
                 mode=Mode.generative, grounding=grounding,
             ))
         return self._timed(fallback.model_copy(update={

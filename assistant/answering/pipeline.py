@@ -17,11 +17,13 @@ from datetime import date
 
 from ..config import Settings
 from ..knowledge.store import ClauseIndex
-from ..schema import Answer, Citation, Confidence, DocumentMeta, Turn
+from ..schema import Answer, Citation, Clause, Confidence, DocumentMeta, Turn
 from ..text import content_words
 from .compose import (
     ABSTAIN_REPLY,
+    AS_OF_NOTICE,
     ASKS_FOR_NUMBER,
+    HAS_NUMBER,
     INSTRUCTION_REPLY,
     LOW_CONFIDENCE_INTRO,
     LOW_CONFIDENCE_REFERRAL,
@@ -38,6 +40,7 @@ from .compose import (
     unnumbered_document_reply,
     version_notices,
 )
+from .kinds import CONSEQUENCE, DEFINITION, is_defining, is_liability
 from .retrieval import ClauseSearcher, Hit, Method, Retrieval
 from .scope import ScopeDecision
 from .scope_rules import FOLLOW_UP, declining_rule
@@ -45,7 +48,6 @@ from .tuning import Tuning
 
 RELATED_ON_DECLINE = 3
 AS_OF_WIDEN = 3  # candidates per answer slot on a past day: a lineage rarely has more than three versions
-AS_OF_NOTICE = "以上依据{day}当日有效的文件版本作答。"
 ANSWER_CLAUSES = 3  # clauses whose sentences compete for the answer
 _RULE_REPLIES = {"instruction": INSTRUCTION_REPLY, "small_talk": ABSTAIN_REPLY, "other_jurisdiction": OTHER_PLACE_REPLY}
 
@@ -112,6 +114,8 @@ class AnswerPipeline:
         retrieve_ms = (time.perf_counter() - started) * 1000
         by_reference = self._reference(question, query, retrieval, as_of)
         if by_reference is not None:
+            if as_of is not None and not by_reference.answer.abstained:
+                by_reference.answer.notices.insert(0, AS_OF_NOTICE.format(day=as_of.isoformat()))
             return by_reference
         hits, dropped = self.prefer_in_force(retrieval.hits, as_of)
         hits = hits[:k]
@@ -121,7 +125,7 @@ class AnswerPipeline:
         if decision.confidence is Confidence.declined:
             return self._declined(question, query, decision.reason, ABSTAIN_REPLY, retrieval=retrieval,
                                   probability=decision.probability)
-        answer = self._compose(question, query, retrieval, hits, dropped, decision.confidence)
+        answer = self._compose(question, query, retrieval, hits, dropped, decision.confidence, as_of)
         if as_of is not None:
             answer.notices.insert(0, AS_OF_NOTICE.format(day=as_of.isoformat()))
         return Prepared(question, query, decision, answer, hits, dropped, retrieval, retrieve_ms)
@@ -157,7 +161,18 @@ class AnswerPipeline:
             "relevance_top": relevance_top,
             "relevance_margin": relevance_top - relevance_next,
             "policy_term": float(self.word_stats.names_policy_term(query)),
+            **self._asked(query, self.index.clauses[first]),
         }
+
+    @staticmethod
+    def _asked(query: str, clause: Clause) -> dict[str, float]:
+        """Whether the first clause states what the question asks for: a number (a deadline, an amount),
+        a consequence (the 法律责任 chapter) or a definition."""
+        asks = [(bool(ASKS_FOR_NUMBER.search(query)), bool(HAS_NUMBER.search(clause.text))),
+                (CONSEQUENCE.fires(query), is_liability(clause)),
+                (DEFINITION.fires(query), is_defining(clause))]
+        return {"asked_stated": float(any(a and s for a, s in asks)),
+                "asked_missing": float(any(a and not s for a, s in asks))}
 
     def prefer_in_force(self, hits: list[Hit], as_of: date | None = None) -> tuple[list[Hit], list[DocumentMeta]]:
         """Drop hits from a superseded version when its replacement was retrieved too; on a given day,
@@ -215,7 +230,7 @@ class AnswerPipeline:
             clause = self.index.clauses[exact.clause_index]
             answer = Answer(question=question, answer=reference_answer(clause, meta, self.settings.max_answer_sentences),
                             abstained=False, confidence=Confidence.high, citations=[make_citation(1, clause, meta)],
-                            notices=version_notices([meta], []))
+                            notices=version_notices([meta], [], as_of))
             return Prepared(question, query, ScopeDecision(Confidence.high, "reference"), answer, [exact], [], retrieval)
         last = max((c.number or 0) for c in self.index.clauses if c.doc_id == meta.doc_id)
         if last == 0:  # a plan: parts and measures, no 第X条
@@ -245,7 +260,7 @@ class AnswerPipeline:
         return Prepared(question, query, decision, answer, hits, [], retrieval)
 
     def _compose(self, question: str, query: str, retrieval: Retrieval, hits: list[Hit],
-                 dropped: list[DocumentMeta], confidence: Confidence) -> Answer:
+                 dropped: list[DocumentMeta], confidence: Confidence, as_of: date | None = None) -> Answer:
         """The extractive answer: quoted spans with [n]; the low-confidence form frames them as 可能相关."""
         ranked = self.ranked_clauses(retrieval, hits)
         words = self.question_terms(query)
@@ -258,7 +273,7 @@ class AnswerPipeline:
                 marker_for_rank[span.rank] = len(citations) + 1
                 citations.append(self.citation(len(citations) + 1, hits[span.rank]))
         metas = [self.index.documents[d] for d in dict.fromkeys(c.doc_id for c in citations)]
-        notices = version_notices(metas, dropped)
+        notices = version_notices(metas, dropped, as_of)
         if wants_number and spans and not states_a_number(spans):
             notices.insert(0, NO_NUMBER_NOTICE)
         text = compose(spans, marker_for_rank)

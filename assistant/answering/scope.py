@@ -41,6 +41,8 @@ SIGNALS = (
     "relevance_top",     # the relevance model's logit for the first clause (0 without the model)
     "relevance_margin",  # ... and its margin over the best other scored clause
     "policy_term",       # the question names a quoted policy term of the plan (“一件事”)
+    "asked_stated",      # the question asks for a number, a consequence or a definition the first clause states
+    "asked_missing",     # ... or one it does not state (a deadline asked, no number in the clause)
 )
 
 

@@ -2,7 +2,9 @@
 
 A floor is the estimate minus a margin of three binomial standard errors at the size of the test set it
 guards (plus, for rates where lower is better). sqrt(p(1-p)/n) is the noise a held-out set of n questions
-has around a true rate p. Why three: the gate checks about twenty such figures at once (seven per set,
+has around a true rate p; p is taken Agresti-Coull adjusted, (k + 2) / (n + 4), because an estimate of 1.0
+or 0.0 from a few dozen questions (the precision of a handful of `high` answers) does not mean the rate
+has no noise. Why three: the gate checks about twenty such figures at once (seven per set,
 three sets), and at two SE each a correct system would fail one of them in roughly two runs of five; at
 three SE (0.13% one-sided each) it fails about one run in thirty, while a regression of ten points on a
 set of ~100 questions still fails its floor.
@@ -70,7 +72,8 @@ def floors(tuning_report: dict) -> dict:
                        else sizes["answerable"])
             if not n:
                 continue
-            margin = MARGIN_SE * math.sqrt(max(estimate * (1 - estimate), 0.01) / n)
+            adjusted = (estimate * n + 2) / (n + 4)
+            margin = MARGIN_SE * math.sqrt(adjusted * (1 - adjusted) / n)
             if margin > MAX_MARGIN:
                 result.setdefault("not_gated", {}).setdefault(name, {})[metric] = (
                     f"margin {margin:.2f} at n={n}: too few test questions to gate this figure")

@@ -14,6 +14,8 @@ import statistics
 import time
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from ..answering.compose import LOW_CONFIDENCE_INTRO, LOW_CONFIDENCE_REFERRAL
 from ..answering.grounding import (
     citation_scores,
@@ -240,9 +242,33 @@ def gate(report: dict, floors: dict[str, dict[str, float]]) -> list[str]:
     return failures
 
 
-def regressions(report: dict, baseline: dict[str, dict[str, float]], tolerance: float = 0.02) -> list[str]:
+class Baseline(BaseModel):
+    """The hybrid metrics of one earlier run, per set, and the split they were measured on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    split: str
+    sets: dict[str, dict[str, float]]
+
+
+def load_baseline(path: Path) -> Baseline | None:
+    """eval/baseline.json, or None when there is none; a file in another shape is an error that says
+    how to replace it (a flat file once made every comparison silently find nothing)."""
+    if not path.exists():
+        return None
+    try:
+        return Baseline.model_validate_json(path.read_text("utf-8"))
+    except ValidationError:
+        raise ValueError(f"{path.name} is not a baseline of this version (expected split and per-set metrics): "
+                         "run `policy-qa eval --update-baseline` to write a new one") from None
+
+
+def regressions(report: dict, baseline: Baseline, tolerance: float = 0.02) -> list[str]:
+    """Hybrid metrics worse than the baseline's by more than `tolerance`, on the same split only."""
+    if baseline.split != report["split"]:
+        return []
     found = []
-    for name, before_metrics in baseline.items():
+    for name, before_metrics in baseline.sets.items():
         if name not in report["sets"]:
             continue
         hybrid = report["sets"][name]["methods"]["hybrid"]
@@ -253,6 +279,10 @@ def regressions(report: dict, baseline: dict[str, dict[str, float]], tolerance: 
             if _worse(metric, now, before, tolerance):
                 found.append(f"{name} {metric}: {before:.3f} → {now:.3f}")
     return found
+
+
+def baseline_of(report: dict) -> Baseline:
+    return Baseline(split=report["split"], sets={name: entry["methods"]["hybrid"] for name, entry in report["sets"].items()})
 
 
 def write_report(report: dict, out_dir: Path) -> tuple[Path, Path]:

@@ -167,13 +167,13 @@ def train_tower(run_dir: Path, examples: list[Example], unit_vectors: np.ndarray
                 tower.train()
             log.write(json.dumps(entry, ensure_ascii=False) + "\n")
             log.flush()
-            on_progress(step, total, entry["loss"])
             recent = []
         if step % config.checkpoint_every == 0 or step == total:
             tmp = checkpoint.with_suffix(".tmp")
             torch.save({"model": tower.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "step": step}, tmp)
             tmp.replace(checkpoint)
+        on_progress(step, total, float(loss.detach()))
     final = run_dir / "model.pt"
     torch.save(tower.state_dict(), final)
     return final

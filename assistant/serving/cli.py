@@ -227,7 +227,7 @@ def evaluate(
     ] = "extractive",
 ) -> None:
     """Run the evaluation per set for bm25, dense and hybrid; fail when hybrid falls below eval/floors.json."""
-    from ..evaluation.report import gate, markdown_table, regressions, run_eval, write_report
+    from ..evaluation.report import baseline_of, gate, load_baseline, markdown_table, regressions, run_eval, write_report
     from ..evaluation.sets import EVAL_DIR, SETS
 
     chosen = tuple(name.strip() for name in sets.split(",") if name.strip())
@@ -248,13 +248,15 @@ def evaluate(
     typer.echo(markdown_table(report))
     typer.echo(f"reports: {json_path}, {md_path}")
     baseline_path = EVAL_DIR / "baseline.json"
-    baseline = json.loads(baseline_path.read_text()) if baseline_path.exists() and mode == "extractive" else None
     if update_baseline:
-        hybrid = {name: entry["methods"]["hybrid"] for name, entry in report["sets"].items()}
-        baseline_path.write_text(json.dumps(hybrid, indent=1) + "\n")
+        baseline_path.write_text(baseline_of(report).model_dump_json(indent=1) + "\n")
         typer.echo(f"baseline updated: {baseline_path}")
-    elif baseline:
-        for line in regressions(report, baseline):
+    elif mode == "extractive":
+        try:
+            baseline = load_baseline(baseline_path)
+        except ValueError as exc:
+            fail(str(exc))
+        for line in regressions(report, baseline) if baseline else []:
             typer.secho(f"regression against baseline: {line}", fg=typer.colors.YELLOW)
     if split != "test":
         return  # the floors are a contract on the held-out split only

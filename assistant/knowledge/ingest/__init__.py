@@ -78,7 +78,7 @@ def ingest(file_name: str, data: bytes, doc_id: str, today: date | None = None) 
     lines = normalise_lines(lines)
     if extracted.format == "pdf":
         lines = join_wrapped_lines(lines)
-    lines = [line for line in lines if line]
+    lines = [line for line in lines if line and not is_menu_line(line)]
     if not lines:
         raise IngestError("文件中没有可读的文字")
     warnings: list[str] = []
@@ -134,8 +134,31 @@ def _split_head(lines: list[str]) -> tuple[list[str], list[str]]:
     return lines[:1], lines[1:]
 
 
+_MENU_SEPARATORS = re.compile(r"\s*[|｜>›»/]\s*")
+
+
+def is_menu_line(line: str) -> bool:
+    """A site's navigation bar or breadcrumb that came through the extractor: three or more short items
+    between separators (首页 | 政务公开 | 政策文件, 首页 > 政务公开 > 政策文件). A title has none."""
+    items = [item for item in _MENU_SEPARATORS.split(line.strip()) if item]
+    return len(items) >= 3 and all(len(item) <= 8 for item in items)
+
+
+def _page_title(hint: str | None, head: list[str]) -> str | None:
+    """The part of a web page's <title> that the page's own head repeats: sites append their section and
+    name (厦门市…实施细则_政策文件_厦门市人民政府), the heading carries the title alone."""
+    if not hint:
+        return None
+    parts = sorted((p.strip() for p in re.split(r"[_|｜\-–—]+", hint) if len(p.strip()) >= 4), key=len, reverse=True)
+    text = "".join(head)
+    return next((p for p in parts if p in text), None)
+
+
 def _title(head: list[str], hint: str | None) -> str:
-    """The first head lines that are not 文号, dates or addressees, joined (long titles wrap)."""
+    """The first head lines that are not 文号, dates, addressees or menus, joined (long titles wrap);
+    for a web page, its <title> when the head repeats it."""
+    if (from_page := _page_title(hint, head)) is not None:
+        return from_page
     parts = []
     for line in head:
         plain = line.strip("# ")
