@@ -80,7 +80,8 @@ def reranking_assistant(index_settings, reranker: CrossEncoderReranker):  # noqa
     settings = index_settings.model_copy(update={"reranker": reranker.name_or_path})
     assistant = Assistant(settings, load_index(settings), load_embeddings(settings.embedding_model), tuning=Tuning())
     questions = [q for q in dev_questions() if q.answerable and q.gold][:80]
-    assistant.searcher.ranker, _ = _tune_ranker(assistant, questions, {"cv_mrr@10": 0.0})
+    assistant.searcher.ranker, report = _tune_ranker(assistant, questions, {"cv_mrr@10": 0.0})
+    assistant.fold_rankers = report["per_fold"]  # what the build hands the second stage
     return assistant
 
 
@@ -113,7 +114,7 @@ def test_the_second_stage_reorders_only_the_rankers_top_clauses(reranking_assist
 def test_an_untrained_reranker_is_not_kept_by_cross_validation(reranking_assistant) -> None:  # noqa: ANN001
     """Its scores are noise: whatever it gains on held-out folds stays within two standard errors."""
     questions = [q for q in dev_questions() if q.answerable and q.gold][:80]
-    reranking, report = _tune_reranking(reranking_assistant, questions)
+    reranking, report = _tune_reranking(reranking_assistant, questions, reranking_assistant.fold_rankers)
     assert report["reranker"] == reranking_assistant.settings.reranker
     assert set(report["by_depth"]) == {5, 8, 12}
     assert report["gain"]["z"] <= RERANKER_MIN_Z

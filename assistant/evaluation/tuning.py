@@ -220,7 +220,7 @@ def tune(assistant, eval_dir=EVAL_DIR, progress: Callable[[str], None] = lambda 
     assistant.searcher.ranker = ranker
 
     progress("reranking")
-    reranking, reranking_report = _tune_reranking(assistant, answerable)
+    reranking, reranking_report = _tune_reranking(assistant, answerable, ranker_report.pop("per_fold"))
     report["reranking"] = reranking_report
     assistant.searcher.reranking = reranking
 
@@ -366,8 +366,10 @@ def _tune_ranker(assistant, questions: list[EvalQuestion], fusion_report: dict, 
 
     mrr: dict[str, float] = {}
     recall5: dict[str, float] = {}
+    per_fold: list[LinearRanker] = []
     for fold in range(FOLDS):
         model = fit([d for d in data if fold_of(d[0]) != fold])
+        per_fold.append(model)
         for q, exact, pool, features, _ in data:
             if fold_of(q) == fold:
                 order = pool[np.argsort(-model.scores(features), kind="stable")]
@@ -377,7 +379,8 @@ def _tune_ranker(assistant, questions: list[EvalQuestion], fusion_report: dict, 
     ranker = fit(data) if keep else None
     return ranker, {"cv_mrr@10": cv_mrr, "cv_recall@5": round(weighted_mean(recall5, questions), 4),
                     "cv_by_set": _by_set({"mrr@10": mrr, "recall@5": recall5}, questions), "kept": keep,
-                    "weights": dict(zip(ranker.features, ranker.weights)) if ranker else None}
+                    "weights": dict(zip(ranker.features, ranker.weights)) if ranker else None,
+                    "per_fold": per_fold if keep else None}
 
 
 def _exact_id(assistant, question: str) -> str | None:  # noqa: ANN001
@@ -391,19 +394,23 @@ def _by_set(metrics: dict[str, dict[str, float]], questions: Sequence[EvalQuesti
                 for name, values in metrics.items()} for s in SET_WEIGHTS}
 
 
-def _tune_reranking(assistant, questions: list[EvalQuestion]) -> tuple[Reranking | None, dict]:  # noqa: ANN001
+def _tune_reranking(assistant, questions: list[EvalQuestion],  # noqa: ANN001
+                    fold_rankers: Sequence[LinearRanker] | None) -> tuple[Reranking | None, dict]:
     """The second stage: per depth, fit the weights of (ranker score, relevance logit) per fold; keep the
-    best depth only if its held-out MRR gain over the ranker alone exceeds RERANKER_MIN_Z standard errors."""
+    best depth only if its held-out MRR gain over the ranker alone exceeds RERANKER_MIN_Z standard errors.
+    Each question is ranked by the first-stage ranker fitted without its fold (`fold_rankers`), so both
+    sides of the comparison are held out."""
     searcher = assistant.searcher
     reranker = searcher.reranker
-    if reranker is None or searcher.ranker is None:
+    if reranker is None or searcher.ranker is None or not fold_rankers:
         return None, {"reranker": reranker.name if reranker else None, "kept": False,
                       "why": "no relevance model configured" if reranker is None else "no first-stage ranker"}
     deepest = max(RERANK_DEPTHS)
     data = []
     for q in questions:
         raw = searcher.raw_scores(q.question)
-        ranking = searcher.rank(q.question, raw, searcher.fuse(raw, "hybrid"), "hybrid", reranking=_NO_RERANKING)
+        ranking = searcher.rank(q.question, raw, searcher.fuse(raw, "hybrid"), "hybrid",
+                                ranker=fold_rankers[fold_of(q)], reranking=_NO_RERANKING)
         top = ranking.order[:deepest]
         rows = np.column_stack([[ranking.scores[int(i)] for i in top], searcher.relevance(q.question, top)])
         labels = np.array([assistant.index.clauses[int(i)].clause_id in q.gold for i in top], dtype=int)

@@ -1,5 +1,6 @@
-"""The learned relevance model: reads a question and a clause together and scores how well the clause
-answers it (a cross-encoder). Served with ONNX Runtime, no torch.
+"""Learned models that read two texts together (cross-encoders), served with ONNX Runtime, no torch:
+the relevance model (does this clause answer the question?) and the faithfulness classifier (does this
+clause support this sentence?).
 
 It was trained from e5's own weights on real questions mined from public pages, inverse-cloze pairs from
 the corpus and operator labels (`policy-qa train`, assistant/learning/). Its word embeddings are not part
@@ -23,6 +24,7 @@ from ..schema import Clause, DocumentMeta
 from .e5 import E5File, E5Tokenizer
 
 BUNDLED_DIR = Path(__file__).with_name("models") / "relevance"
+FAITHFULNESS_DIR = Path(__file__).with_name("models") / "faithfulness"
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
 SCORE_CACHE = 2048  # (question, candidates) results kept: tuning and repeated hotline questions ask again
@@ -34,6 +36,7 @@ class RelevanceManifest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
     version: str
+    kind: str = "relevance"  # or "faithfulness"
     layers: tuple[int, ...]
     max_len: int
     max_query_tokens: int
@@ -41,7 +44,8 @@ class RelevanceManifest(BaseModel):
 
 
 class RelevanceModel:
-    """`scores(question, texts)` → one logit per text, higher is more relevant."""
+    """`scores(first, texts)` → one logit per text: how relevant each clause is to the question, or (a
+    faithfulness classifier) how well each clause supports the sentence. Higher is better."""
 
     def __init__(self, directory: Path = BUNDLED_DIR, threads: int = 2) -> None:
         self.directory = directory
@@ -51,7 +55,7 @@ class RelevanceModel:
         except (OSError, ValueError) as exc:
             raise ModelError(f"the relevance model in {directory} cannot be read ({exc}): "
                              "reinstall the package, or run `policy-qa train export`") from None
-        self.name = f"relevance-{self.manifest.version}"
+        self.name = f"{self.manifest.kind}-{self.manifest.version}"
         self.scores_for = lru_cache(maxsize=SCORE_CACHE)(self._scores)
 
     @cached_property

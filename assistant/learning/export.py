@@ -29,7 +29,7 @@ this means the quantisation changed the model, not its rounding."""
 
 
 def export(run_dir: Path, target: Path, version: str, check_pairs: list[tuple[str, str]],
-           extra: dict | None = None) -> dict:
+           extra: dict | None = None, kind: str = "relevance") -> dict:
     """Write `target`/model.onnx and manifest.json atomically; returns the manifest."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -54,7 +54,7 @@ def export(run_dir: Path, target: Path, version: str, check_pairs: list[tuple[st
         quantize_dynamic(str(fp32), str(staging / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True)
         fp32.unlink()
         digest = hashlib.sha256((staging / MODEL_FILE).read_bytes()).hexdigest()[:16]
-        manifest = {"version": version, "layers": list(config.layers), "max_len": config.max_len,
+        manifest = {"version": version, "kind": kind, "layers": list(config.layers), "max_len": config.max_len,
                     "max_query_tokens": config.max_query_tokens, "sha256_16": digest,
                     "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "train_config": json.loads(config.model_dump_json()), **(extra or {})}

@@ -105,65 +105,14 @@ def load_groups(path: Path) -> list[Group]:
     return [Group(**json.loads(line)) for line in path.read_text("utf-8").splitlines() if line]
 
 
-def epoch_plan(groups: list[Group], config: TrainConfig, rng: random.Random) -> list[int]:
-    """Group indices for one epoch: every group once, mined and operator groups `mined_repeat` times."""
-    order = [i for i, g in enumerate(groups) for _ in range(config.mined_repeat if g.kind in ("mined", "operator") else 1)]
-    rng.shuffle(order)
-    return order
-
-
 def train(run_dir: Path, groups: list[Group], texts: list[str], config: TrainConfig,
           on_progress: Callable[[int, int, float], None] = lambda *_: None) -> Path:
-    """Train (or resume) in `run_dir`; returns the final weights file. `texts[i]` is clause i's input."""
+    """Train (or resume) the relevance model in `run_dir`; `texts[i]` is clause i's input."""
     import torch
 
-    torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    e5 = E5File()
-    model = build_model(config, e5)
-    encoder = PairEncoder(e5, config.max_len, config.max_query_tokens)
-    head_params = list(model.head.parameters())
-    optimizer = torch.optim.AdamW([
-        {"params": [p for n, p in model.named_parameters() if not n.startswith("head.")], "lr": config.lr},
-        {"params": head_params, "lr": config.head_lr},
-    ], weight_decay=0.01)
-    steps_per_epoch = math.ceil(len(epoch_plan(groups, config, random.Random(0))) / config.groups_per_step)
-    total = max(1, int(steps_per_epoch * config.epochs))
-    warmup = max(1, int(total * config.warmup))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup)))
-
-    checkpoint = run_dir / "checkpoint.pt"
-    step = 0
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = int(state["step"])
-        logger.info("resumed at step %d of %d", step, total)
-
-    def save() -> None:
-        tmp = checkpoint.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "step": step}, tmp)
-        tmp.replace(checkpoint)
-
-    plans: dict[int, list[int]] = {}
-    log = (run_dir / "log.jsonl").open("a", encoding="utf-8")
-    model.train()
-    started, recent = time.perf_counter(), []
-    while step < total:
-        epoch, within = divmod(step, steps_per_epoch)
-        if epoch not in plans:  # each epoch's order depends on the seed and the epoch only: resumable
-            plans = {epoch: epoch_plan(groups, config, random.Random(config.seed * 1000 + epoch))}
-        batch_groups = plans[epoch][within * config.groups_per_step : (within + 1) * config.groups_per_step]
-        if not batch_groups:
-            step += 1
-            continue
-        rng = random.Random(config.seed * 7_919 + step)
+    def loss_of(model, encoder: PairEncoder, chosen: list[int], rng: random.Random):  # noqa: ANN001, ANN202
         pairs, sizes, has_positive = [], [], []
-        for g in (groups[i] for i in batch_groups):
+        for g in (groups[i] for i in chosen):
             positive = g.positive_text or (texts[rng.choice(g.positives)] if g.positives else None)
             wanted = config.negatives + (positive is None)
             negatives = g.negatives[:wanted]
@@ -180,7 +129,76 @@ def train(run_dir: Path, groups: list[Group], texts: list[str], config: TrainCon
         pointwise = torch.nn.functional.binary_cross_entropy_with_logits(scores, targets)
         listwise = [torch.nn.functional.cross_entropy(s.unsqueeze(0), torch.zeros(1, dtype=torch.long))
                     for s, p in zip(scores.split(sizes), has_positive) if p]
-        loss = config.pointwise * pointwise + (torch.stack(listwise).mean() if listwise else 0.0)
+        return config.pointwise * pointwise + (torch.stack(listwise).mean() if listwise else 0.0)
+
+    repeats = [config.mined_repeat if g.kind in ("mined", "operator") else 1 for g in groups]
+    return _run(run_dir, config, repeats, config.groups_per_step, loss_of, on_progress)
+
+
+def train_binary(run_dir: Path, pairs: list[tuple[str, str, bool]], config: TrainConfig,
+                 on_progress: Callable[[int, int, float], None] = lambda *_: None) -> Path:
+    """Train (or resume) a classifier of (text A, text B) pairs in `run_dir` (binary cross-entropy)."""
+    import torch
+
+    def loss_of(model, encoder: PairEncoder, chosen: list[int], rng: random.Random):  # noqa: ANN001, ANN202
+        emb, mask = encoder.batch([(pairs[i][0], pairs[i][1]) for i in chosen])
+        scores = model(torch.from_numpy(emb), torch.from_numpy(mask))
+        targets = torch.tensor([float(pairs[i][2]) for i in chosen])
+        return torch.nn.functional.binary_cross_entropy_with_logits(scores, targets)
+
+    return _run(run_dir, config, [1] * len(pairs), config.groups_per_step * (1 + config.negatives), loss_of,
+                on_progress)
+
+
+def _run(run_dir: Path, config: TrainConfig, repeats: list[int], per_step: int, loss_of,  # noqa: ANN001
+         on_progress: Callable[[int, int, float], None]) -> Path:
+    """The loop both models share: a seeded order per epoch (item i `repeats[i]` times), AdamW with
+    warm-up and linear decay, a checkpoint every `checkpoint_every` steps, a resumed run continuing
+    exactly where its checkpoint left it."""
+    import torch
+
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    e5 = E5File()
+    model = build_model(config, e5)
+    encoder = PairEncoder(e5, config.max_len, config.max_query_tokens)
+    optimizer = torch.optim.AdamW([
+        {"params": [p for n, p in model.named_parameters() if not n.startswith("head.")], "lr": config.lr},
+        {"params": list(model.head.parameters()), "lr": config.head_lr},
+    ], weight_decay=0.01)
+
+    def plan(epoch: int) -> list[int]:
+        order = [i for i, n in enumerate(repeats) for _ in range(n)]
+        random.Random(config.seed * 1000 + epoch).shuffle(order)
+        return order
+
+    steps_per_epoch = math.ceil(sum(repeats) / per_step)
+    total = max(1, int(steps_per_epoch * config.epochs))
+    warmup = max(1, int(total * config.warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup)))
+    checkpoint, step = run_dir / "checkpoint.pt", 0
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step = int(state["step"])
+        logger.info("resumed at step %d of %d", step, total)
+
+    plans: dict[int, list[int]] = {}
+    log = (run_dir / "log.jsonl").open("a", encoding="utf-8")
+    model.train()
+    started, recent = time.perf_counter(), []
+    while step < total:
+        epoch, within = divmod(step, steps_per_epoch)
+        if epoch not in plans:
+            plans = {epoch: plan(epoch)}
+        chosen = plans[epoch][within * per_step : (within + 1) * per_step]
+        if not chosen:
+            step += 1
+            continue
+        loss = loss_of(model, encoder, chosen, random.Random(config.seed * 7_919 + step))
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -189,14 +207,16 @@ def train(run_dir: Path, groups: list[Group], texts: list[str], config: TrainCon
         step += 1
         recent.append(float(loss.detach()))
         if step % 20 == 0 or step == total:
-            mean = sum(recent) / len(recent)
-            log.write(json.dumps({"step": step, "total": total, "loss": round(mean, 4),
+            log.write(json.dumps({"step": step, "total": total, "loss": round(sum(recent) / len(recent), 4),
                                   "seconds": round(time.perf_counter() - started, 1)}) + "\n")
             log.flush()
-            on_progress(step, total, mean)
             recent = []
         if step % config.checkpoint_every == 0 or step == total:
-            save()
+            tmp = checkpoint.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "step": step}, tmp)
+            tmp.replace(checkpoint)
+        on_progress(step, total, float(loss.detach()))
     final = run_dir / "model.pt"
     torch.save(model.state_dict(), final)
     return final

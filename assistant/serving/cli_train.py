@@ -78,19 +78,22 @@ def mine(raw: Annotated[list[Path], typer.Argument(help="JSON-lines search recor
 
 @train_app.command("fit")
 def fit(run: RunOption,
-        model: Annotated[str, typer.Option(help="tower (question encoder) or relevance (cross-encoder)")] = "tower",
+        model: Annotated[str, typer.Option(
+            help="tower (question encoder), relevance (cross-encoder) or faithfulness (grounding classifier)")] = "tower",
         layers: Annotated[str, typer.Option(help="relevance only: e5 layers the student keeps")] = "0,1,2,3",
         epochs: Annotated[float, typer.Option(help="passes over the training data")] = 6.0) -> None:
     """Train (or resume) a model in RUN; the recipe is fixed when the run starts (RUN/config.json)."""
     _need_training_extra()
-    if model not in ("tower", "relevance"):
-        fail("--model 只能是 tower 或 relevance")
+    if model not in ("tower", "relevance", "faithfulness"):
+        fail("--model 只能是 tower、relevance 或 faithfulness")
     run.mkdir(parents=True, exist_ok=True)
     (run / "kind").write_text(model, "utf-8")
     if model == "tower":
         _fit_tower(run, epochs)
-    else:
+    elif model == "relevance":
         _fit_relevance(run, tuple(int(x) for x in layers.split(",")), epochs)
+    else:
+        _fit_faithfulness(run, tuple(int(x) for x in layers.split(",")), epochs)
 
 
 def _progress_bar():  # noqa: ANN202
@@ -155,6 +158,32 @@ def _fit_relevance(run: Path, layers: tuple[int, ...], epochs: float) -> None:
     typer.echo(f"完成：{run / 'model.pt'}；导出：policy-qa train export --run {run} --version N")
 
 
+def _fit_faithfulness(run: Path, layers: tuple[int, ...], epochs: float) -> None:
+    import random
+
+    from ..knowledge.store import load_index
+    from ..learning.faithfulness import corpus_examples
+    from ..learning.train import TrainConfig, train_binary
+
+    config_path = run / "config.json"
+    if config_path.is_file():
+        config = TrainConfig.model_validate_json(config_path.read_text("utf-8"))
+        typer.echo(f"继续训练 {run}（配方见 config.json）", err=True)
+    else:
+        config = TrainConfig(layers=layers, epochs=epochs, max_len=192, max_query_tokens=96, lr=1e-4)
+        config_path.write_text(config.model_dump_json(indent=1), "utf-8")
+    pairs_path = run / "pairs.jsonl"
+    if not pairs_path.is_file():
+        examples = corpus_examples(load_index(get_settings()).clauses, random.Random(config.seed))
+        pairs_path.write_text("".join(json.dumps([e.claim, e.clause_text, e.faithful, e.kind], ensure_ascii=False)
+                                      + "\n" for e in examples), "utf-8")
+    pairs = [tuple(json.loads(line)[:3]) for line in pairs_path.read_text("utf-8").splitlines() if line]
+    bar, progress = _progress_bar()
+    with bar:
+        train_binary(run, pairs, config, on_progress=progress)  # type: ignore[arg-type]
+    typer.echo(f"完成：{run / 'model.pt'}；导出：policy-qa train export --run {run} --version N")
+
+
 @train_app.command("export")
 def export_command(run: RunOption, version: Annotated[str, typer.Option(help="the artefact's version")],
                    to: Annotated[Path | None, typer.Option(help="another directory than the bundled one")] = None) -> None:
@@ -176,18 +205,24 @@ def export_command(run: RunOption, version: Annotated[str, typer.Option(help="th
         typer.echo(f"已导出 query-tower-{version} → {target}（int8 与 fp32 向量余弦均值 "
                    f"{manifest['int8_vs_fp32_cosine']['mean']}）；运行 policy-qa build 以交叉验证是否采用。")
         return
-    from ..knowledge.relevance import BUNDLED_DIR
+    from ..knowledge.relevance import BUNDLED_DIR, FAITHFULNESS_DIR
     from ..learning.export import export
-    from ..learning.train import load_groups
 
-    groups = load_groups(run / "groups.jsonl")
-    texts = json.loads((run / "texts.json").read_text("utf-8"))
-    check = [(g.query, texts[(g.positives or g.negatives)[0]]) for g in groups[:64]]
-    target = to or BUNDLED_DIR
+    if kind == "faithfulness":
+        pairs = [json.loads(line) for line in (run / "pairs.jsonl").read_text("utf-8").splitlines()[:64]]
+        check = [(claim, clause) for claim, clause, *_ in pairs]
+        target = to or FAITHFULNESS_DIR
+    else:
+        from ..learning.train import load_groups
+
+        groups = load_groups(run / "groups.jsonl")
+        texts = json.loads((run / "texts.json").read_text("utf-8"))
+        check = [(g.query, texts[(g.positives or g.negatives)[0]]) for g in groups[:64]]
+        target = to or BUNDLED_DIR
     target.parent.mkdir(parents=True, exist_ok=True)
-    manifest = export(run, target, version, check)
-    typer.echo(f"已导出 relevance-{version} → {target}（int8 与 fp32 分数相关 "
-               f"{manifest['int8_vs_fp32_correlation']}）；运行 policy-qa build 以交叉验证是否采用。")
+    manifest = export(run, target, version, check, kind=kind)
+    typer.echo(f"已导出 {kind}-{version} → {target}（int8 与 fp32 分数相关 "
+               f"{manifest['int8_vs_fp32_correlation']}）；交叉验证决定是否采用（policy-qa build，或 grounding_eval）。")
 
 
 @train_app.command("status")
