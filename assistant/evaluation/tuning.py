@@ -112,11 +112,11 @@ def _fold_choice(chooser: dict[Hashable, dict[str, float]], questions: Sequence[
 
 def fingerprint(manifest, eval_dir=EVAL_DIR, models: str = "") -> str:  # noqa: ANN001 - an IndexManifest
     """What the tuned constants depend on: the corpus, the embedding model, the learned models (see
-    `learned_models`), the dev questions, the off-domain training questions, this code."""
-    from .training_sets import OFF_DOMAIN
+    `learned_models`), the dev questions, the training questions (training/), this code."""
+    from .training_sets import MINED_PAIRS, OFF_DOMAIN
 
     digest = hashlib.sha256(f"{TUNING_VERSION}|{manifest.corpus_hash}|{manifest.embedding_model}|{models}".encode())
-    for path in [*(eval_dir / name for name in sorted(SETS.values())), OFF_DOMAIN]:
+    for path in [*(eval_dir / name for name in sorted(SETS.values())), OFF_DOMAIN, MINED_PAIRS]:
         digest.update(path.read_bytes() if path.exists() else b"")
     return digest.hexdigest()[:16]
 
