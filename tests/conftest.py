@@ -10,6 +10,9 @@ import pytest
 from assistant.config import PROJECT_ROOT, Settings, get_settings
 from assistant.errors import IndexError_
 
+# Before any test module imports transformers (collection imports them), so huggingface_hub reads it.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:

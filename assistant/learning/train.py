@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..knowledge.e5 import E5File, E5Tokenizer
+from ..knowledge.e5.onnx import embedded_batch
 from .groups import Group
 
 logger = logging.getLogger(__name__)
@@ -85,14 +86,7 @@ class PairEncoder:
     def batch(self, pairs: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings [B, T, H] float32, mask [B, T] int64), padded to the longest pair."""
         ids = [self.tokenizer.pair(q, t, self.max_len, self.max_query_tokens) for q, t in pairs]
-        width = max(map(len, ids))
-        mask = np.zeros((len(ids), width), dtype=np.int64)
-        flat = np.full((len(ids), width), self.tokenizer.pad, dtype=np.int64)
-        for row, seq in enumerate(ids):
-            flat[row, : len(seq)] = seq
-            mask[row, : len(seq)] = 1
-        emb = self.e5.word_embeddings(flat.reshape(-1)).reshape(len(ids), width, -1)
-        return (emb * mask[..., None].astype(np.float32)).astype(np.float32), mask
+        return embedded_batch(self.e5, self.tokenizer.pad, ids)
 
 
 def save_groups(path: Path, groups: list[Group]) -> None:

@@ -15,7 +15,7 @@ from ..errors import PolicyQAError
 from ..question import clean_text
 from .cli_knowledge import register_knowledge_commands
 from .cli_train import train_app
-from .console import fail, parse_day, stop_on_sigterm
+from .console import fail, load_assistant, parse_day, stop_on_sigterm
 
 app = typer.Typer(
     help="Cited Q&A over Xiamen's business-environment plan and the national regulations behind it.",
@@ -33,15 +33,6 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):  # a stray surrogate in a message must not become a traceback
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
-
-
-def load_assistant():  # noqa: ANN201 - keeps the heavy import out of `--help`
-    from ..service import Assistant
-
-    try:
-        return Assistant.load(get_settings())
-    except PolicyQAError as exc:
-        fail(str(exc))
 
 
 @app.command()

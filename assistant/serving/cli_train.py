@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from ..config import get_settings
-from .console import fail
+from .console import fail, load_assistant
 
 train_app = typer.Typer(help="Train the learned relevance model (needs the `train` extra; never run in CI).",
                         no_args_is_help=True, add_completion=False)
@@ -136,7 +136,6 @@ def _fit_relevance(run: Path, layers: tuple[int, ...], epochs: float) -> None:
     from ..knowledge.labels import operator_labels
     from ..learning.dataset import training_groups
     from ..learning.train import TrainConfig, load_groups, save_groups, train
-    from .cli import load_assistant
 
     config_path = run / "config.json"
     if config_path.is_file():

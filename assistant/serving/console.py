@@ -1,4 +1,5 @@
-"""What every CLI command shares: clean errors instead of tracebacks, dates, and stopping on SIGTERM."""
+"""What every CLI command shares: clean errors instead of tracebacks, loading the assistant, dates, and
+stopping on SIGTERM."""
 
 from __future__ import annotations
 
@@ -32,3 +33,15 @@ def parse_day(value: str | None) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         fail(f"日期“{value}”无效：请写成 YYYY-MM-DD，例如 2021-01-01", code=2)
+
+
+def load_assistant():  # noqa: ANN201 - keeps the heavy import out of `--help`
+    """The Assistant over the configured index, or a clean error saying what to do."""
+    from ..config import get_settings
+    from ..errors import PolicyQAError
+    from ..service import Assistant
+
+    try:
+        return Assistant.load(get_settings())
+    except PolicyQAError as exc:
+        fail(str(exc))
