@@ -183,3 +183,44 @@ def test_policy_uploads_are_not_held_to_the_64_kb_api_limit(no_index_settings: S
         response = client.post("/api/documents", files=too_big)
         assert response.status_code == 413 and "文件过大：上限为 1 MB" in response.json()["detail"]
         assert client.post("/api/ask", json={"question": "问" * 40_000}).status_code == 413  # elsewhere: 64 KB
+
+
+@pytest.fixture
+def indexed_client(index_settings: Settings, tmp_path: Path):
+    settings = index_settings.model_copy(update={"db_path": tmp_path / "policy_qa.sqlite3"})
+    with TestClient(create_app(settings)) as client:
+        yield client, settings
+
+
+def test_an_operator_label_is_stored_and_read_back_as_training_data(indexed_client) -> None:  # noqa: ANN001
+    from urllib.parse import quote
+
+    from assistant.evaluation.tuning import operator_questions
+    from assistant.knowledge.labels import operator_labels
+
+    client, settings = indexed_client
+    body = {"question": "营业执照丢了去哪补", "verdict": "answers", "clause_id": "shichang-zhuti-dengji-guanli-tiaoli#37"}
+    response = client.post("/api/labels", json=body, headers={"X-Operator": quote("王科员")})
+    assert response.status_code == 201 and response.json()["operator"] == "王科员"
+    assert client.post("/api/labels", json={"question": "社保断缴怎么办", "verdict": "none"}).status_code == 201
+    assert operator_labels(settings.db_path) == [
+        ("营业执照丢了去哪补", ["shichang-zhuti-dengji-guanli-tiaoli#37"]), ("社保断缴怎么办", [])]
+    training = operator_questions(settings.db_path)  # what the next build's tuning reads
+    assert [(q.kind, q.gold, q.split) for q in training] == [
+        ("answerable", ["shichang-zhuti-dengji-guanli-tiaoli#37"], "operator"), ("unanswerable", [], "operator")]
+
+
+@pytest.mark.parametrize(("body", "status", "says"), [
+    ({"question": "营业执照丢了", "verdict": "answers"}, 422, "clause_id"),
+    ({"question": "营业执照丢了", "verdict": "none", "clause_id": "gongsi-fa#1"}, 422, "clause_id"),
+    ({"question": "营业执照丢了", "verdict": "answers", "clause_id": "no-such#1"}, 404, "no-such#1"),
+    ({"question": "", "verdict": "none"}, 422, "question"),
+])
+def test_a_bad_label_is_refused_with_the_reason_and_nothing_is_stored(indexed_client, body: dict, status: int,
+                                                                      says: str) -> None:  # noqa: ANN001
+    from assistant.knowledge.labels import LabelStore
+
+    client, settings = indexed_client
+    response = client.post("/api/labels", json=body)
+    assert response.status_code == status and says in json.dumps(response.json(), ensure_ascii=False)
+    assert LabelStore(settings.db_path).all() == []

@@ -128,7 +128,8 @@ def test_answer_lines_summary_and_open_sources_with_the_quote_marked(desktop: Pa
     ask(desktop, LIST_QUESTION)
     answer = desktop.locator(".pq-answer").first
     expect(answer).to_be_visible()
-    expect(answer.locator(".pq-basis")).to_contain_text("依据：")
+    # 依据 for a confident answer, 可能相关 for the low form: the summary says which it is.
+    expect(answer.locator(".pq-basis")).to_contain_text("依据：" if expected["confidence"] == "high" else "可能相关：")
     for citation in cited:
         expect(answer.locator(".pq-basis")).to_contain_text(citation["label"])
     # One line per quoted span; a 项 list is a list with one marker (this answer quotes one).
@@ -317,6 +318,27 @@ def test_operator_searches_an_article_and_copies_it(page: Page, server: LiveServ
     first.locator('button[aria-label="复制"], button[aria-label="Copy"]').first.click()
     copied = wait_for(lambda: page.evaluate("navigator.clipboard.readText()"), "the clipboard")
     assert copied == clause_text
+
+
+def test_an_operator_marks_the_clause_that_answers_and_the_label_is_stored(page: Page, server: LiveServer) -> None:
+    from assistant.knowledge.labels import LabelStore
+
+    question = "营业执照丢了去哪补"
+    page.get_by_role("tab", name="条文检索（坐席）").click()
+    page.locator("#search-query textarea").fill(question)
+    page.locator("#search-button").click()
+    cards = page.locator(".clause-card")
+    expect(cards.first).to_be_visible()
+    card = cards.filter(has_text="第三十七条").first  # 营业执照遗失 → 申请补领
+    clause_id = next(c for c in re.findall(r"[a-z-]+#\d+", card.inner_text()))
+    card.locator(".label-answers").click()
+    expect(page.locator("#label-status")).to_contain_text("已记录")
+    labels = wait_for(lambda: [x for x in LabelStore(server.db_path).all() if x.question == question], "the label")
+    assert [(x.verdict, x.clause_id, x.operator) for x in labels] == [("answers", clause_id, "ui")]
+    page.locator("#label-none").click()
+    expect(page.locator("#label-status")).to_contain_text("都不能答复")
+    assert wait_for(lambda: [x.verdict for x in LabelStore(server.db_path).all() if x.question == question][1:],
+                    "the second label") == ["none"]
 
 
 def test_missing_index_page_says_to_build(browser: Browser, tmp_path: Path) -> None:
