@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -188,6 +188,24 @@ class Turn(BaseModel):
 
     role: str = Field(pattern="^(user|assistant)$")
     content: Annotated[str, AfterValidator(clean_text)]
+
+
+class Ask(BaseModel):
+    """One question as it travels: built once in each adapter (CLI, /api, /v1, the web UI) and passed whole
+    through the Assistant, the pipeline, retrieval and the composers, so no field is handed on by position.
+
+    `as_of` answers from the document versions in force on that day; `doc_id` keeps retrieval to one
+    document; `mode` None means generative when an LLM is configured."""
+
+    model_config = ConfigDict(frozen=True)
+
+    question: str
+    history: tuple[Turn, ...] = ()
+    top_k: int | None = None
+    method: Literal["hybrid", "bm25", "dense"] = "hybrid"
+    mode: Mode | None = None
+    as_of: date | None = None
+    doc_id: str | None = None
 
 
 class DocumentInfo(BaseModel):

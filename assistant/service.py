@@ -2,8 +2,8 @@
 
     a = Assistant.load(settings)          # loads index/ once; IndexError_ / IndexStaleError
     a.manifest                            # IndexManifest
-    a.ask(question, history=None, top_k=None, mode=None) -> Answer
-    a.stream(question, history=None, top_k=None, mode=None) -> Iterator[StreamEvent]
+    a.ask(Ask(question=..., history=..., as_of=..., mode=...)) -> Answer   (or a.ask("问题", as_of=...))
+    a.stream(Ask(...)) -> Iterator[StreamEvent]
     a.search(query, doc_id=None, k=10) -> list[SearchHit]
     a.clause(clause_id) -> Citation       # NotFoundError
     a.documents() -> list[DocumentInfo]
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -27,9 +27,9 @@ from .answering.generative import (
     replay,
     resolve_mode,
 )
-from .answering.pipeline import AS_OF_WIDEN, AnswerPipeline
+from .answering.pipeline import AnswerPipeline
 from .answering.reranker import load_reranker
-from .answering.retrieval import ClauseSearcher, Method
+from .answering.retrieval import ClauseSearcher
 from .answering.tuning import Tuning
 from .config import Settings, get_settings
 from .errors import NotFoundError
@@ -39,13 +39,13 @@ from .knowledge.store import ClauseIndex, IndexManifest, load_index
 from .question import validate_question
 from .schema import (
     Answer,
+    Ask,
     Citation,
     DocumentInfo,
     Mode,
     SearchHit,
     StreamEvent,
     Timings,
-    Turn,
 )
 
 logger = logging.getLogger(__name__)
@@ -108,52 +108,57 @@ class Assistant:
         """The question cleaned and stripped, or a QuestionError that tells the user what to change."""
         return validate_question(question, self.settings.max_question_chars)
 
-    def ask(self, question: str, history: Sequence[Turn] | None = None, top_k: int | None = None,
-            method: Method = "hybrid", mode: Mode | str | None = None, as_of: date | None = None) -> Answer:
+    def ask(self, ask: Ask | str, **fields: object) -> Answer:
         """Answer in Chinese with [n] citations: high or low confidence, or declined with a referral.
 
-        `mode`: extractive or generative; None means generative when an LLM is configured.
-        `as_of`: answer from the document versions in force on that day; None means today's.
+        `ask` is the request (see schema.Ask); a plain question with `fields` builds one, for callers in
+        Python: `assistant.ask("简易注销怎么办理？", as_of=date(2024, 6, 1))`.
         """
         started = time.perf_counter()
-        question = self.validate_question(question)
-        if resolve_mode(mode, self.generator is not None) is Mode.generative:
+        request = self._request(ask, fields)
+        if resolve_mode(request.mode, self.generator is not None) is Mode.generative:
             if self.generator is None:
-                answer = self._extractive(question, history, top_k, method, started, as_of)
+                answer = self._extractive(request, started)
                 answer.notices.insert(0, NOTICE_NO_LLM)
                 return answer
-            return GenerativeComposer(self.pipeline, self.generator, question, history, top_k, method, as_of).ask()
-        return self._extractive(question, history, top_k, method, started, as_of)
+            return GenerativeComposer(self.pipeline, self.generator, request).ask()
+        return self._extractive(request, started)
 
-    def _extractive(self, question: str, history: Sequence[Turn] | None, top_k: int | None,
-                    method: Method, started: float, as_of: date | None = None) -> Answer:
-        prepared = self.pipeline.prepare(question, history, top_k, method, as_of=as_of)
+    def _request(self, ask: Ask | str, fields: dict[str, object]) -> Ask:
+        """The request with its question cleaned and checked (a QuestionError says what to change)."""
+        if not isinstance(ask, Ask):
+            if fields.get("mode"):
+                resolve_mode(fields["mode"], True)  # an unknown mode: the QuestionError that names the two
+            ask = Ask(question=ask, **fields)  # type: ignore[arg-type]
+        return ask.model_copy(update={"question": self.validate_question(ask.question)})
+
+    def _extractive(self, ask: Ask, started: float) -> Answer:
+        prepared = self.pipeline.prepare(ask)
         answer = prepared.answer
         total_ms = (time.perf_counter() - started) * 1000
         answer.timings_ms = Timings(retrieve_ms=round(prepared.retrieve_ms, 2),
                                     answer_ms=round(total_ms - prepared.retrieve_ms, 2), total_ms=round(total_ms, 2))
         return answer
 
-    def stream(self, question: str, history: Sequence[Turn] | None = None, top_k: int | None = None,
-               mode: Mode | str | None = None, as_of: date | None = None) -> Iterator[StreamEvent]:
+    def stream(self, ask: Ask | str, **fields: object) -> Iterator[StreamEvent]:
         """Events in a fixed order: 'sources', then 'token'…, then 'done' with the whole answer."""
-        question = self.validate_question(question)
-        if resolve_mode(mode, self.generator is not None) is Mode.generative and self.generator is not None:
-            yield from GenerativeComposer(self.pipeline, self.generator, question, history, top_k, "hybrid",
-                                          as_of).stream()
+        request = self._request(ask, fields)
+        if resolve_mode(request.mode, self.generator is not None) is Mode.generative and self.generator is not None:
+            yield from GenerativeComposer(self.pipeline, self.generator, request).stream()
             return
-        yield from replay(self.ask(question, history=history, top_k=top_k, mode=mode, as_of=as_of))
+        yield from replay(self.ask(request))
 
     # --- lookups ------------------------------------------------------------------------------
 
     def search(self, query: str, doc_id: str | None = None, k: int = 10, as_of: date | None = None) -> list[SearchHit]:
         """Clauses only, for operators: an exact reference first, then hybrid matches; with `as_of`,
-        only the document versions in force on that day."""
+        only the document versions in force on that day (filtered inside retrieval)."""
         query = self.validate_question(query)
         if doc_id is not None and doc_id not in self.index.documents:
             raise NotFoundError(f"未找到文件“{doc_id}”：请从文件列表中选择。")
-        retrieval = self.searcher.retrieve(query, k=k * AS_OF_WIDEN if as_of else k, doc_id=doc_id)
-        hits = self.pipeline.prefer_in_force(retrieval.hits, as_of)[0][:k] if as_of else retrieval.hits
+        hits = self.searcher.retrieve(query, k=k, doc_id=doc_id, as_of=as_of).hits
+        if as_of is not None:  # an exact reference names the current version: the one of that day instead
+            hits = [self.pipeline.version_on(h, as_of) or h if h.exact else h for h in hits]
         return [
             SearchHit(rank=i + 1, score=h.score if h.score != float("inf") else 1.0, citation=self.pipeline.citation(i + 1, h))
             for i, h in enumerate(hits)

@@ -68,3 +68,16 @@ def live_server(index_settings: Settings, tmp_path_factory: pytest.TempPathFacto
 
 
 CORPUS_DIR: Path = PROJECT_ROOT / "corpus"
+
+
+# Fixtures that mean a test needs the built index, a server or a browser: everything else is the fast tier.
+SLOW_FIXTURES = frozenset({"index_settings", "live_server", "server", "browser", "page", "desktop", "phone"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the fast tier (`pytest -m fast`: no index, no server, no browser; under a minute) by what each
+    test asks for, so that a new test lands in the right tier without anyone remembering to mark it."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if not names & SLOW_FIXTURES and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.fast)

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.config import Settings
+from assistant.schema import Ask
 from assistant.serving.api import AskCall, ask_stream, create_app
 from assistant.serving.api_errors import describe_error, validation_message
 from assistant.serving.feedback import FeedbackStore
@@ -119,18 +120,21 @@ def test_feedback_store_lists_nothing_when_the_database_is_missing(tmp_path: Pat
 
 
 # A failure after the stream has begun must end it with an error event, not a dropped connection.
-# The request models refuse an unknown mode up front, so these hand the real assistant one directly.
+# The request models refuse an unknown mode up front, so these hand the real assistant one directly
+# (an Ask built without validation).
+POETRY = Ask.model_construct(question="简易注销怎么办理？", history=(), top_k=None, method="hybrid", mode="poetry",
+                             as_of=None, doc_id=None)
 
 
 def test_stream_failure_mid_way_is_an_error_event(assistant) -> None:  # noqa: ANN001
-    events = list(ask_stream(AskCall(assistant, "简易注销怎么办理？", [], None, {"mode": "poetry"})))
+    events = list(ask_stream(AskCall(assistant, POETRY)))
     assert [e.event for e in events] == ["error"]
     payload = json.loads(events[0].raw_data)
     assert payload["type"] == "QuestionError" and "poetry" in payload["message"]
 
 
 def test_openai_stream_failure_mid_way_is_an_error_chunk_without_done(assistant) -> None:  # noqa: ANN001
-    call = ChatCall(assistant, "简易注销怎么办理？", [], None, "policy-qa", True, {"mode": "poetry"})
+    call = ChatCall(assistant, POETRY, "policy-qa", True)
     chunks = [c.decode() for c in _stream_chunks(call)]
     assert len(chunks) == 1 and chunks[0].startswith("data: ")
     assert "poetry" in json.loads(chunks[0][len("data: "):])["error"]["message"]
@@ -224,3 +228,24 @@ def test_a_bad_label_is_refused_with_the_reason_and_nothing_is_stored(indexed_cl
     response = client.post("/api/labels", json=body)
     assert response.status_code == status and says in json.dumps(response.json(), ensure_ascii=False)
     assert LabelStore(settings.db_path).all() == []
+
+
+def test_as_of_reaches_retrieval_from_every_adapter(indexed_client) -> None:  # noqa: ANN001
+    """The same past day through /api/ask, /v1/chat/completions (an extension field like citations) and
+    /api/search: each answers from the 2020 text in force that day; today's answer cites the 2025 one."""
+    client, _ = indexed_client
+    question = "机关事业单位从中小企业采购货物，付款期限最长多少天？"
+    old, new = "baozhang-zhongxiao-qiye-kuanxiang-zhifu-tiaoli-2020", "baozhang-zhongxiao-qiye-kuanxiang-zhifu-tiaoli"
+    api = client.post("/api/ask", json={"question": question, "as_of": "2024-06-01"}).json()
+    assert {c["doc_id"] for c in api["citations"]} == {old}
+    v1 = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": question}],
+                                                   "as_of": "2024-06-01", "temperature": 0.3}).json()
+    assert {c["doc_id"] for c in v1["citations"]} == {old}
+    today = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": question}]}).json()
+    assert new in {c["doc_id"] for c in today["citations"]}
+    hits = client.get("/api/search", params={"q": "款项支付条例第九条", "as_of": "2024-06-01", "k": 3}).json()
+    assert hits[0]["citation"]["clause_id"] == f"{old}#9"  # the exact reference, in that day's version
+    assert all(h["citation"]["doc_id"] != new for h in hits)
+    refused = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": question}],
+                                                        "as_of": 20240601})
+    assert refused.status_code == 422 and "YYYY-MM-DD" in refused.json()["error"]["message"]

@@ -21,6 +21,8 @@ from live_server import CORS_TEST_ORIGIN, LiveServer, cli_command
 
 from assistant.serving.feedback import FeedbackStore
 
+pytestmark = pytest.mark.slow  # real uvicorn servers
+
 QUESTION = "简易注销怎么办理？"
 REG_33 = "shichang-zhuti-dengji-guanli-tiaoli#33"
 

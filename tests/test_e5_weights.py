@@ -7,6 +7,8 @@ import pytest
 
 from assistant.knowledge.e5 import E5File, E5Tokenizer
 
+pytestmark = pytest.mark.slow  # runs e5 in torch
+
 TEXTS = ["简易注销怎么办理？", "公司破产拖欠员工工资该怎么处理?", "营业执照丢了 怎么补办  (急)", "ABC公司2024年的年报",
          "清算组应当自成立之日起十日内通知债权人，并于六十日内在报纸上公告。", "𠮷野家 的 ①号店"]
 

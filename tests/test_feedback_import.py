@@ -11,7 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from assistant.serving.feedback import FeedbackStore
+
+pytestmark = pytest.mark.slow  # runs the CLI in subprocesses
 
 
 def rating(id_: str, question: str, at: str, **extra: object) -> bytes:

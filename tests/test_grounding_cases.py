@@ -98,6 +98,7 @@ def test_dev_rate_meets_its_floor(dev_rates, label: str) -> None:
     assert dev_rates[label]["rate"] >= FLOORS[label], (label, dev_rates[label], FLOORS[label])
 
 
+@pytest.mark.slow  # cross-validates the whole grid
 def test_shipped_constants_are_the_ones_chosen_on_dev() -> None:
     chosen = select(load_cases(split="dev"))
     assert (chosen.max_novel, chosen.number_margin, chosen.sentence_bonus) == (

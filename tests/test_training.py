@@ -16,6 +16,8 @@ pytest.importorskip("onnx")
 
 from assistant.learning.query_tower import Example, TowerConfig, train_tower  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains and exports small models (torch)
+
 TINY = TowerConfig(layers=(0, 1), trainable_from=0, batch=4, epochs=2.0, lr=3e-4, warmup=0.0, anchor=0.0,
                    checkpoint_every=2, threads=1)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from assistant.answering.compose import LOW_CONFIDENCE_INTRO, LOW_CONFIDENCE_REFERRAL
 from assistant.schema import Answer, Citation, Confidence, DocStatus, DocumentInfo
 from assistant.serving.ui_render import (
     answer_blocks,
@@ -20,7 +21,6 @@ from assistant.serving.ui_render import (
     short_title,
 )
 from assistant.serving.webui import history_turns
-from assistant.answering.compose import LOW_CONFIDENCE_INTRO, LOW_CONFIDENCE_REFERRAL
 
 ART_240 = ("公司在存续期间未产生债务，或者已清偿全部债务的，经全体股东承诺，可以按照规定通过简易程序注销公司登记。\n"
            "通过简易程序注销公司登记，应当通过国家企业信用信息公示系统予以公告，公告期限不少于二十日。公告期限届满后，"

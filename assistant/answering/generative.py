@@ -12,27 +12,25 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
-from datetime import date
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..errors import QuestionError
 from ..schema import (
     Answer,
+    Ask,
     Citation,
     Confidence,
     Grounding,
     Mode,
     StreamEvent,
     Timings,
-    Turn,
 )
 from .compose import AS_OF_NOTICE, LOW_CONFIDENCE_INTRO, LOW_CONFIDENCE_REFERRAL, version_notices
 
 if TYPE_CHECKING:
     from .generate import Generation, Generator, Retrieved
     from .pipeline import AnswerPipeline, Prepared
-    from .retrieval import Method
 
 NOTICE_NO_LLM = "未配置大模型服务（POLICY_QA_LLM_BASE_URL），已按条款摘录方式回答。"
 
@@ -50,15 +48,13 @@ def resolve_mode(mode: Mode | str | None, llm_available: bool) -> Mode:
 class GenerativeComposer:
     """One generative question: condense → `pipeline.prepare` (once) → model → grounded answer."""
 
-    def __init__(self, pipeline: AnswerPipeline, generator: Generator, question: str,
-                 history: Sequence[Turn] | None, top_k: int | None, method: Method, as_of: date | None = None) -> None:
+    def __init__(self, pipeline: AnswerPipeline, generator: Generator, ask: Ask) -> None:
         self.pipeline = pipeline
-        self.as_of = as_of
         self.generator = generator
-        self.question = question
-        self.history = list(history or [])
-        self.top_k = top_k
-        self.method = method
+        self.ask_request = ask
+        self.question = ask.question
+        self.history = list(ask.history)
+        self.as_of = ask.as_of
         self.started = time.perf_counter()
         self.retrieved_at: float | None = None
         self.prepared: Prepared | None = None
@@ -68,13 +64,11 @@ class GenerativeComposer:
         from .generate import Retrieved
 
         condensed = bool(self.history) and standalone != self.question
-        self.prepared = self.pipeline.prepare(
-            self.question, None if condensed else self.history, self.top_k, self.method,
-            query=standalone if condensed else None, as_of=self.as_of,
-        )
+        ask = self.ask_request.model_copy(update={"history": ()}) if condensed else self.ask_request
+        self.prepared = self.pipeline.prepare(ask, query=standalone if condensed else None)
         self.retrieved_at = time.perf_counter()
         declined = self.prepared.decision.confidence is Confidence.declined
-        k = self.top_k or self.pipeline.settings.top_k
+        k = self.ask_request.top_k or self.pipeline.settings.top_k
         citations = [] if declined else [self.pipeline.citation(i + 1, h) for i, h in enumerate(self.prepared.hits[:k])]
         return Retrieved(self.prepared.query, citations, declined, self.prepared.answer)
 
@@ -83,7 +77,7 @@ class GenerativeComposer:
         from .generate import NOTICE_FAILED
 
         if generation.retrieved is None:  # condensation failed before retrieval: the extractive answer
-            fallback = self.pipeline.prepare(self.question, self.history, self.top_k, self.method, as_of=self.as_of).answer
+            fallback = self.pipeline.prepare(self.ask_request).answer
             fallback.notices.insert(0, generation.error or NOTICE_FAILED)
             return self._timed(fallback)
         fallback: Answer = generation.retrieved.payload

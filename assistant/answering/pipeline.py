@@ -17,7 +17,7 @@ from datetime import date
 
 from ..config import Settings
 from ..knowledge.store import ClauseIndex
-from ..schema import Answer, Citation, Clause, Confidence, DocumentMeta, Turn
+from ..schema import Answer, Ask, Citation, Clause, Confidence, DocumentMeta, Turn
 from ..text import content_words
 from .compose import (
     ABSTAIN_REPLY,
@@ -41,13 +41,12 @@ from .compose import (
     version_notices,
 )
 from .kinds import CONSEQUENCE, DEFINITION, is_defining, is_liability
-from .retrieval import ClauseSearcher, Hit, Method, Retrieval
+from .retrieval import ClauseSearcher, Hit, Retrieval
 from .scope import ScopeDecision
 from .scope_rules import FOLLOW_UP, declining_rule
 from .tuning import Tuning
 
 RELATED_ON_DECLINE = 3
-AS_OF_WIDEN = 3  # candidates per answer slot on a past day: a lineage rarely has more than three versions
 ANSWER_CLAUSES = 3  # clauses whose sentences compete for the answer
 _RULE_REPLIES = {"instruction": INSTRUCTION_REPLY, "small_talk": ABSTAIN_REPLY, "other_jurisdiction": OTHER_PLACE_REPLY}
 
@@ -95,12 +94,12 @@ class AnswerPipeline:
 
     # --- one question ------------------------------------------------------------------------
 
-    def prepare(self, question: str, history: Sequence[Turn] | None = None, top_k: int | None = None,
-                method: Method = "hybrid", query: str | None = None, as_of: date | None = None) -> Prepared:
-        """Retrieve once, decide, compose the extractive answer. `query` overrides the follow-up rule
-        (the generative mode passes the model's condensed question); `as_of` answers from the document
-        versions in force on that day (default: the current ones)."""
-        query = query or self.retrieval_query(question, history)
+    def prepare(self, ask: Ask, query: str | None = None) -> Prepared:
+        """Retrieve once, decide, compose the extractive answer to `ask`. `query` overrides the follow-up
+        rule (the generative mode passes the model's condensed question); `ask.as_of` answers from the
+        document versions in force on that day, filtered inside retrieval."""
+        question, as_of = ask.question, ask.as_of
+        query = query or self.retrieval_query(question, ask.history)
         rule = declining_rule(query)
         if rule is not None:
             return self._declined(question, query, rule.name, _RULE_REPLIES[rule.name])
@@ -108,9 +107,8 @@ class AnswerPipeline:
             return self._declined(question, query, "no_content", ABSTAIN_REPLY)
 
         started = time.perf_counter()
-        k = top_k or self.settings.top_k
-        # On a past day some retrieved versions did not apply yet (or any more): look further down.
-        retrieval = self.searcher.retrieve(query, k=k * AS_OF_WIDEN if as_of else k, method=method)
+        k = ask.top_k or self.settings.top_k
+        retrieval = self.searcher.retrieve(query, k=k, method=ask.method, doc_id=ask.doc_id, as_of=as_of)
         retrieve_ms = (time.perf_counter() - started) * 1000
         by_reference = self._reference(question, query, retrieval, as_of)
         if by_reference is not None:
@@ -222,7 +220,7 @@ class AnswerPipeline:
         meta = self.index.documents[reference.doc_id]
         exact = next((h for h in retrieval.hits if h.exact), None)
         if exact is not None and as_of is not None:
-            exact = self._version_on(exact, as_of)
+            exact = self.version_on(exact, as_of)
             if exact is None:
                 return None  # no version of that document applied that day: answer as a normal question
             meta = self.index.documents[self.index.clauses[exact.clause_index].doc_id]
@@ -241,7 +239,7 @@ class AnswerPipeline:
                                   missing_article_reply(meta, reference.article, last))
         return None  # a gap in the numbering (e.g. a repealed article): answer as a normal question
 
-    def _version_on(self, hit: Hit, day: date) -> Hit | None:
+    def version_on(self, hit: Hit, day: date) -> Hit | None:
         """The same article in the version of its document that applied on `day`, if any."""
         clause = self.index.clauses[hit.clause_index]
         for doc_id in self.index.lineage(clause.doc_id):

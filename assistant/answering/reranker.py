@@ -20,8 +20,8 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import ModelError
-from ..knowledge.embeddings import offline_sentence_transformers
 from ..knowledge.e5.onnx import MANIFEST_FILE, MODEL_FILE
+from ..knowledge.embeddings import offline_sentence_transformers
 from ..knowledge.relevance import BUNDLED_DIR, RelevanceModel
 
 BUNDLED = "bundled"

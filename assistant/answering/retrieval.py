@@ -17,18 +17,19 @@ Their weights in the fusion are chosen by cross-validation (answering/tuning.py)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 
 from ..knowledge.embeddings import ArrayEmbeddings
+from ..knowledge.query_tower import QueryTower
+from ..knowledge.relevance import relevance_text
 from ..knowledge.store import ClauseIndex
 from ..knowledge.units import quotable_spans, text_key, unit_pieces
 from ..schema import DocStatus
 from ..text import content_words, expand_colloquial, tokenize
-from ..knowledge.query_tower import QueryTower
-from ..knowledge.relevance import relevance_text
 from .kinds import CONSEQUENCE, DEFINITION, is_defining, is_liability
 from .ranking import FEATURES, LinearRanker, Reranking, candidate_features
 from .references import DocumentNames, Reference, parse_reference
@@ -141,10 +142,11 @@ class ClauseSearcher:
         )
 
     def fuse(self, raw: RawScores, method: Method = "hybrid", fusion: FusionParams | None = None,
-             doc_id: str | None = None) -> np.ndarray:
-        """Reciprocal-rank fusion of the fields `method` uses; 0 for clauses no field ranked."""
+             allowed: np.ndarray | None = None) -> np.ndarray:
+        """Reciprocal-rank fusion of the fields `method` uses over the `allowed` clauses (all by default);
+        0 for clauses no field ranked."""
         fusion = fusion or self.fusion
-        allowed = self._clause_doc == doc_id if doc_id else np.ones(self._n_clauses, dtype=bool)
+        allowed = np.ones(self._n_clauses, dtype=bool) if allowed is None else allowed
         rankings = {
             "hybrid": ((raw.bm25, 1.0), (raw.dense, fusion.dense_weight), (raw.heading, fusion.heading_weight)),
             "bm25": ((raw.bm25, 1.0),),
@@ -157,6 +159,19 @@ class ClauseSearcher:
         if raw.named and method == "hybrid":
             fused[np.isin(self._clause_doc, raw.named) & (fused > 0)] += NAMED_DOC_BONUS / (fusion.rrf_c + 1)
         return fused
+
+    def allowed(self, doc_id: str | None = None, as_of: date | None = None) -> np.ndarray | None:
+        """The clauses a question may be answered from: one document's, and those of the document versions
+        in force on `as_of`; None when every clause may."""
+        if doc_id is None and as_of is None:
+            return None
+        mask = np.ones(self._n_clauses, dtype=bool)
+        if doc_id is not None:
+            mask &= self._clause_doc == doc_id
+        if as_of is not None:
+            gone = [d for d, meta in self.index.documents.items() if not meta.in_force_on(as_of)]
+            mask &= ~np.isin(self._clause_doc, gone)
+        return mask
 
     def _reciprocal_ranks(self, scores: np.ndarray, rrf_c: int) -> np.ndarray:
         """1/(c + rank) for the top `candidate_k` clauses with a positive score, 0 elsewhere.
@@ -175,16 +190,21 @@ class ClauseSearcher:
             out[ties & (out == 0)] = 1.0 / (rrf_c + 1 + ranks[-1])
         return out
 
-    def retrieve(self, query: str, k: int = 5, method: Method = "hybrid", doc_id: str | None = None) -> Retrieval:
+    def retrieve(self, query: str, k: int = 5, method: Method = "hybrid", doc_id: str | None = None,
+                 as_of: date | None = None) -> Retrieval:
+        """The top `k` clauses for `query` (an exact reference first), from one document when `doc_id` is
+        given and from the versions in force on `as_of` when that is (filters act inside retrieval, so
+        `k` hits come back however many clauses they exclude)."""
         reference = parse_reference(query, self.names)
         result = Retrieval(hits=[], reference=reference)
+        allowed = self.allowed(doc_id, as_of)
         exact = self._exact_hit(reference)
         if exact is not None and (doc_id is None or self.index.clauses[exact].doc_id == doc_id):
             result.hits.append(Hit(exact, score=float("inf"), exact=True))
 
         raw = self.raw_scores(query, exhaustive=doc_id is not None)
-        fused = self.fuse(raw, method, doc_id=doc_id)
-        allowed = self._clause_doc == doc_id if doc_id else np.ones(self._n_clauses, dtype=bool)
+        fused = self.fuse(raw, method, allowed=allowed)
+        allowed = np.ones(self._n_clauses, dtype=bool) if allowed is None else allowed
         result.query_vector = raw.query_vector
         result.bm25_top = float(raw.bm25[allowed].max(initial=0.0))
         top = np.sort(raw.dense[allowed])[::-1]

@@ -27,7 +27,7 @@ from ..answering.grounding import (
     strip_markers,
 )
 from ..answering.retrieval import Method
-from ..schema import Answer, Confidence
+from ..schema import Answer, Ask, Confidence
 from ..service import Assistant
 from .sets import SETS, EvalQuestion, Split, load_set
 
@@ -87,7 +87,7 @@ def answer_metrics(assistant: Assistant, questions: list[EvalQuestion], method: 
     high = high_right = 0
     for q in questions:
         started = time.perf_counter()
-        answer = assistant.ask(q.question, method=method, mode=mode)
+        answer = assistant.ask(Ask(question=q.question, method=method, mode=mode))
         answers.append(answer)
         latencies.append((time.perf_counter() - started) * 1000)
         text = strip_markers(answer.answer)

@@ -31,12 +31,12 @@ from typing import NamedTuple
 import numpy as np
 
 from ..answering.compose import ASKS_FOR_NUMBER, SpanWeights, select_spans
-from ..answering.ranking import FEATURES, RERANK_FEATURES, LinearRanker, Reranking, fit_ranker
+from ..answering.ranking import RERANK_FEATURES, LinearRanker, Reranking, fit_ranker
 from ..answering.scope import Calibration, DomainModel
 from ..answering.tuning import FusionParams, Tuning
-from ..schema import Confidence
-from . import calibration
 from ..knowledge.query_tower import load_query_tower
+from ..schema import Ask
+from . import calibration
 from .sets import EVAL_DIR, SETS, EvalQuestion, dev_questions
 
 TUNING_VERSION = 3  # bump when what is tuned or how changes: a build then refits instead of reusing
@@ -484,7 +484,7 @@ def _tune_spans(assistant, questions: list[EvalQuestion]) -> tuple[SpanWeights, 
     cites: dict[Hashable, dict[str, float]] = {option: {} for option in options}
     max_sentences = assistant.settings.max_answer_sentences
     for q in questions:
-        prepared = pipeline.prepare(q.question)
+        prepared = pipeline.prepare(Ask(question=q.question))
         if prepared.decision.reason in MODEL_DECIDES:  # composed from spans
             ranked = pipeline.ranked_clauses(prepared.retrieval, prepared.hits)
             words = pipeline.question_terms(prepared.query)
@@ -567,7 +567,7 @@ def _tune_scope(assistant, questions: list[EvalQuestion],  # noqa: ANN001
     saved = pipeline.tuning
     pipeline.tuning = saved.model_copy(update={"scope": None})  # compose every answer, label it right or not
     try:
-        prepared = {q.id: pipeline.prepare(q.question) for q in [*questions, *training_only]}
+        prepared = {q.id: pipeline.prepare(Ask(question=q.question)) for q in [*questions, *training_only]}
     finally:
         pipeline.tuning = saved
 

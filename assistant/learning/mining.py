@@ -15,9 +15,9 @@ and quotes alike: users here write simplified Chinese, and the corpus is in it.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel

@@ -18,10 +18,10 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
-from urllib.parse import unquote
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Security, status
 from fastapi.middleware.cors import CORSMiddleware
@@ -34,7 +34,7 @@ from ..config import Settings, get_settings
 from ..errors import IndexError_, PolicyQAError
 from ..knowledge.labels import LabelStore, RelevanceLabel
 from ..question import clean_text
-from ..schema import Answer, Citation, DocumentInfo, SearchHit, Turn
+from ..schema import Answer, Ask, Citation, DocumentInfo, SearchHit, Turn
 from ..service import Assistant
 from .access_log import RequestLogMiddleware
 from .api_errors import (
@@ -54,7 +54,7 @@ from .deps import (
     get_app_settings,
     get_assistant,
     get_holder,
-    passthrough_fields,
+    iso_date_text,
 )
 from .documents_api import router as documents_router
 from .feedback import (
@@ -138,20 +138,10 @@ class HistoryTurn(BaseModel):
     content: str = Field(max_length=MAX_TURN_CHARS)
 
 
-def iso_date_text(value: object) -> object:
-    """Only a "YYYY-MM-DD" string is a day here (pydantic would read a number as a Unix timestamp)."""
-    if value is not None and not isinstance(value, (str, date)):
-        raise ValueError("日期请写成 YYYY-MM-DD 格式的字符串，例如 \"2021-01-01\"")
-    return value
-
-
 class AskRequest(BaseModel):
-    """A question. Fields named in FORWARDED_FIELDS (e.g. `mode`) go to `Assistant.ask` if it takes them."""
+    """A question and how to answer it; any other field is refused (422)."""
 
-    model_config = ConfigDict(
-        extra="allow",  # read by passthrough_fields, which refuses every field it does not forward (422)
-        json_schema_extra={"examples": [{"question": "简易注销怎么办理？"}], "additionalProperties": False},
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"question": "简易注销怎么办理？"}]})
 
     question: str = Field(description="用户的问题（中文），不超过 500 字（POLICY_QA_MAX_QUESTION_CHARS）",
                           json_schema_extra=QUESTION_SCHEMA)
@@ -170,18 +160,12 @@ class AskCall:
     """A validated ask and the assistant to put it to (input is checked before the index is needed)."""
 
     assistant: Assistant
-    question: str
-    history: list[Turn]
-    top_k: int | None
-    extra: dict[str, Any] = field(default_factory=dict)
+    ask: Ask
     on_answer: Callable[[Answer], None] | None = None  # the log line and metrics (deps.answer_observer)
 
     def observe(self, answer: Answer) -> None:
         if self.on_answer is not None:
             self.on_answer(answer)
-
-    def kwargs(self) -> dict[str, Any]:
-        return {"question": self.question, "history": self.history or None, "top_k": self.top_k, **self.extra}
 
 
 class HealthResponse(BaseModel):
@@ -214,16 +198,10 @@ def parse_ask(
     holder: Annotated[AssistantHolder, Depends(get_holder)],
 ) -> AskCall:
     """Validate an ask before any response starts, so the stream endpoint can still answer 4xx/503."""
-    question = check_question(body.question, settings)
-    extra = passthrough_fields(body.model_extra or {}, Assistant.ask, strict=True)
-    if body.mode is not None:
-        extra["mode"] = body.mode
-    if body.as_of is not None:
-        extra["as_of"] = body.as_of
-    history = [Turn(role=t.role, content=t.content) for t in body.history]
+    ask = Ask(question=check_question(body.question, settings), top_k=body.top_k, mode=body.mode, as_of=body.as_of,
+              history=tuple(Turn(role=t.role, content=t.content) for t in body.history))
     assistant = holder.get()
-    return AskCall(assistant, question, history, body.top_k, extra,
-                   answer_observer(request, assistant, extra.get("mode")))
+    return AskCall(assistant, ask, answer_observer(request, assistant, body.mode))
 
 
 # ---- routes ----------------------------------------------------------------------------------
@@ -233,7 +211,7 @@ router = APIRouter(prefix="/api", tags=["问答"], responses=ERROR_RESPONSES)
 
 @router.post("/ask", response_model=Answer, summary="提问：返回带引用的答案")
 def ask(call: Annotated[AskCall, Depends(parse_ask)]) -> Answer:
-    answer = call.assistant.ask(**call.kwargs())
+    answer = call.assistant.ask(call.ask)
     call.observe(answer)
     return answer
 
@@ -247,7 +225,7 @@ def ask(call: Annotated[AskCall, Depends(parse_ask)]) -> Answer:
 )
 def ask_stream(call: Annotated[AskCall, Depends(parse_ask)]) -> Iterator[ServerSentEvent]:
     try:
-        for event in call.assistant.stream(**call.kwargs()):
+        for event in call.assistant.stream(call.ask):
             if event.event == "done":
                 call.observe(Answer.model_validate(event.data))
             yield ServerSentEvent(event=event.event, raw_data=json.dumps(event.data, ensure_ascii=False))

@@ -13,6 +13,7 @@ import typer
 from ..config import get_settings
 from ..errors import PolicyQAError
 from ..question import clean_text
+from ..schema import Ask
 from .cli_knowledge import register_knowledge_commands
 from .cli_train import train_app
 from .console import fail, load_assistant, parse_day, stop_on_sigterm
@@ -158,7 +159,7 @@ def ask(
     assistant = load_assistant()
     if question != "-":
         try:
-            answer = assistant.ask(question, top_k=top_k, mode=mode, as_of=day)
+            answer = assistant.ask(Ask(question=question, top_k=top_k, mode=mode, as_of=day))
         except PolicyQAError as exc:
             fail(str(exc), code=2)
         if as_json:
@@ -171,7 +172,7 @@ def ask(
     for line in sys.stdin:
         line = clean_text(line.rstrip("\n"))
         try:
-            answer = assistant.ask(line, top_k=top_k, mode=mode, as_of=day)
+            answer = assistant.ask(Ask(question=line, top_k=top_k, mode=mode, as_of=day))
         except Exception as exc:  # noqa: BLE001 - one bad line must not end the batch
             failures += 1
             message = str(exc) if isinstance(exc, PolicyQAError) else f"处理该问题时出现内部错误（{type(exc).__name__}）"
@@ -218,7 +219,15 @@ def evaluate(
     ] = "extractive",
 ) -> None:
     """Run the evaluation per set for bm25, dense and hybrid; fail when hybrid falls below eval/floors.json."""
-    from ..evaluation.report import baseline_of, gate, load_baseline, markdown_table, regressions, run_eval, write_report
+    from ..evaluation.report import (
+        baseline_of,
+        gate,
+        load_baseline,
+        markdown_table,
+        regressions,
+        run_eval,
+        write_report,
+    )
     from ..evaluation.sets import EVAL_DIR, SETS
 
     chosen = tuple(name.strip() for name in sets.split(",") if name.strip())

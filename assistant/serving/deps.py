@@ -6,15 +6,14 @@ Both routers (/api in api.py, /v1 in openai_api.py) import from here, so neither
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.exceptions import RequestValidationError
 
 from ..answering.tuning import TUNING_FILE
 from ..config import Settings
@@ -154,23 +153,11 @@ def check_question(question: str, settings: Settings, field: str = "question", w
         raise question_error(str(exc), clean_text(question)[:50], field, where) from None
 
 
-# Request fields beyond question/history/top_k that are handed to `Assistant.ask`/`stream` when
-# their signature takes them (issue 4 adds `mode`); any other extra field is refused with a 422.
-FORWARDED_FIELDS: tuple[str, ...] = ("mode",)
-
-
-def passthrough_fields(extra: dict[str, Any], target: Callable[..., Any], *, strict: bool) -> dict[str, Any]:
-    """The extra request fields to pass on to `target`; with `strict`, others are a 422."""
-    params = inspect.signature(target).parameters
-    accepted = {k: v for k, v in extra.items() if k in FORWARDED_FIELDS and k in params}
-    unknown = sorted(set(extra) - set(accepted))
-    if strict and unknown:
-        raise RequestValidationError(
-            [{"type": "extra_forbidden", "loc": ("body", name), "msg": "不支持的字段", "input": extra[name]}
-             for name in unknown]
-        )
-    return accepted
-
+def iso_date_text(value: object) -> object:
+    """Only a "YYYY-MM-DD" string is a day here (pydantic would read a number as a Unix timestamp)."""
+    if value is not None and not isinstance(value, (str, date)):
+        raise ValueError("日期请写成 YYYY-MM-DD 格式的字符串，例如 \"2021-01-01\"")
+    return value
 
 
 def answer_observer(request: Request, assistant: Assistant, mode: Mode | str | None) -> Callable[[Answer], None]:

@@ -13,17 +13,18 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.sse import EventSourceResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..config import Settings
 from ..errors import PolicyQAError
-from ..schema import Answer, Citation, Turn
+from ..schema import Answer, Ask, Citation, Turn
 from ..service import Assistant
 from .api_errors import OpenAIErrorBody, openai_error, question_error
 from .deps import (
@@ -34,7 +35,7 @@ from .deps import (
     check_question,
     get_app_settings,
     get_holder,
-    passthrough_fields,
+    iso_date_text,
 )
 
 MODEL_ID = "policy-qa"
@@ -70,6 +71,10 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=2 * MAX_HISTORY_TURNS + 2)
     stream: bool = Field(False, strict=True)  # JSON true/false only: 0 or "yes" is refused, as the schema says
     top_k: int | None = Field(None, ge=1, le=20, description="扩展参数：检索的条文数")
+    mode: Literal["extractive", "generative"] | None = Field(
+        None, description="扩展参数：回答模式，extractive（摘录条文原句）或 generative（大模型生成）")
+    as_of: Annotated[date | None, BeforeValidator(iso_date_text)] = Field(
+        None, description="扩展参数：按该日（YYYY-MM-DD）有效的文件版本作答；不填时按现行版本")
 
 
 class ResponseMessage(BaseModel):
@@ -103,20 +108,18 @@ class ChatCompletion(BaseModel):
 @dataclass
 class ChatCall:
     assistant: Assistant
-    question: str
-    history: list[Turn]
-    top_k: int | None
+    ask: Ask
     model: str
     stream: bool
-    extra: dict[str, Any] = field(default_factory=dict)
     on_answer: Callable[[Answer], None] | None = None  # the log line and metrics (deps.answer_observer)
+
+    @property
+    def question(self) -> str:
+        return self.ask.question
 
     def observe(self, answer: Answer) -> None:
         if self.on_answer is not None:
             self.on_answer(answer)
-
-    def kwargs(self) -> dict[str, Any]:
-        return {"question": self.question, "history": self.history or None, "top_k": self.top_k, **self.extra}
 
 
 def parse_chat(
@@ -135,11 +138,10 @@ def parse_chat(
         for m in body.messages[:-1]
         if m.role in ("user", "assistant") and m.text().strip()
     ][-MAX_HISTORY_TURNS:]
-    # OpenAI clients send many sampling fields; only the ones Assistant.ask takes are passed on.
-    extra = passthrough_fields(body.model_extra or {}, Assistant.ask, strict=False)
+    # OpenAI clients send many sampling fields (temperature, …): they are ignored, the extension fields read.
+    ask = Ask(question=question, history=tuple(history), top_k=body.top_k, mode=body.mode, as_of=body.as_of)
     assistant = holder.get()
-    return ChatCall(assistant, question, history, body.top_k, body.model, body.stream, extra,
-                    answer_observer(request, assistant, extra.get("mode")))
+    return ChatCall(assistant, ask, body.model, body.stream, answer_observer(request, assistant, body.mode))
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -185,7 +187,7 @@ def models() -> dict[str, Any]:
 def chat_completions(call: Annotated[ChatCall, Depends(parse_chat)]) -> Any:
     if call.stream:
         return EventSourceResponse(_stream_chunks(call))
-    answer = call.assistant.ask(**call.kwargs())
+    answer = call.assistant.ask(call.ask)
     call.observe(answer)
     return ChatCompletion(
         id=_completion_id(),
@@ -221,7 +223,7 @@ def _stream_chunks(call: ChatCall) -> Iterator[bytes]:
     cid, created = _completion_id(), int(time.time())
     sent_role = False
     try:
-        for event in call.assistant.stream(**call.kwargs()):
+        for event in call.assistant.stream(call.ask):
             if event.event == "sources":
                 yield _chunk(cid, created, call.model, {"role": "assistant", "content": ""},
                              citations=event.data.get("citations", []))

@@ -35,7 +35,7 @@ from ..answering.references import parse_reference  # noqa: E402
 from ..config import Settings, get_settings  # noqa: E402
 from ..errors import IndexError_, PolicyQAError, QuestionError  # noqa: E402
 from ..knowledge.labels import LabelStore, RelevanceLabel  # noqa: E402
-from ..schema import Answer, SearchHit, Turn  # noqa: E402
+from ..schema import Answer, Ask, SearchHit, Turn  # noqa: E402
 from .api import create_app  # noqa: E402
 from .deps import AssistantHolder  # noqa: E402
 from .feedback import FeedbackStorageError, FeedbackStore, FeedbackTooLargeError  # noqa: E402
@@ -177,8 +177,8 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
             return
         text, answer = "", None
         try:
-            turns = history_turns(history, recent) or None
-            for event in assistant.stream(question, history=turns, mode=mode or None):
+            request = Ask(question=question, history=tuple(history_turns(history, recent)), mode=mode or None)
+            for event in assistant.stream(request):
                 if event.event == "token":
                     text += str(event.data.get("text", ""))
                     yield [gr.ChatMessage(role="assistant", content=text)]
