@@ -182,6 +182,17 @@ def test_on_a_phone_clicking_a_marker_reveals_its_source(phone: Page, server: Li
     assert_no_horizontal_overflow(phone)
 
 
+def test_on_a_desktop_the_chat_grows_with_the_page_instead_of_scrolling_in_a_box(desktop: Page) -> None:
+    ask(desktop, QUESTION)
+    expect(desktop.locator(".pq-answer").first).to_be_visible()
+    ask(desktop, LIST_QUESTION)
+    expect(desktop.locator(".pq-answer")).to_have_count(2)
+    chat = desktop.locator("#chatbot")
+    assert chat.evaluate("e => e.scrollHeight <= e.clientHeight + 1"), "the chat scrolls inside a box"
+    assert chat.evaluate("e => e.clientHeight") > 0.62 * desktop.evaluate("innerHeight")  # taller than the old box
+    assert desktop.evaluate("document.scrollingElement.scrollHeight > innerHeight")  # the page itself scrolls
+
+
 def test_no_control_covers_the_sources_on_a_phone(phone: Page) -> None:
     ask(phone, QUESTION)
     answer = phone.locator(".pq-answer").first

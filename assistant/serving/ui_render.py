@@ -294,7 +294,7 @@ def answer_html(answer: Answer, answer_id: str, short_names: dict[str, str] | No
     parts = []
     if low:
         parts.append('<p class="pq-badge-line"><span class="pq-badge">低置信度</span>'
-                     '<span>以下条文并非直接规定，请核对原文或咨询主管部门</span></p>')
+                     '<span>匹配不确定：所引条文可能就是答案，也可能不是，请核对原文后再答复</span></p>')
     elif answer.confidence is Confidence.declined:
         parts.append('<p class="pq-badge-line"><span class="pq-badge pq-badge-info">未作答</span></p>')
     if answer.citations:

@@ -279,8 +279,7 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
             with gr.Tab("政策咨询", id="chat"):
                 chatbot = gr.Chatbot(
                     label="政策问答",
-                    show_label=False,
-                    height="62vh",
+                    show_label=False,  # no fixed height: the page scrolls as one (webui.css)
                     placeholder="**您好！** 我可以解答厦门营商环境政策和相关法规问题，答案会标注出处 [n]。",
                     feedback_options=("Like", "Dislike"),
                     latex_delimiters=[],
@@ -341,7 +340,7 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
                     rest = [h for h in hits if not h.get("exact")]
                     if exact:
                         gr.Markdown("#### 精确匹配", elem_id="exact-heading", elem_classes=["hits-heading"])
-                        _hit_cards(exact, "exact-match", searched, label_status, add_label)
+                        _hit_cards(exact, "exact-match")  # a lookup by article number teaches nothing
                     if exact and rest:
                         gr.Markdown("#### 相关条文", elem_id="related-heading", elem_classes=["hits-heading"])
                     _hit_cards(rest, "related-match", searched, label_status, add_label)
@@ -366,10 +365,10 @@ def build_demo(holder: AssistantHolder, store: FeedbackStore) -> gr.Blocks:
     return demo
 
 
-def _hit_cards(hits: list[dict], kind: str, searched: gr.State, label_status: gr.Markdown,
-               add_label: Callable[[str, str | None], str]) -> None:
-    """Operator cards (inside gr.render): header, the clause in a read-only box with a copy button, and a
-    button that records this clause as the one answering the searched question."""
+def _hit_cards(hits: list[dict], kind: str, searched: gr.State | None = None, label_status: gr.Markdown | None = None,
+               add_label: Callable[[str, str | None], str] | None = None) -> None:
+    """Operator cards (inside gr.render): header, the clause in a read-only box with a copy button, and
+    (with `add_label`) a button that records this clause as the one answering the searched question."""
     for raw in hits:
         hit = SearchHit.model_validate(raw)
         with gr.Group(elem_classes=["clause-card", kind]):
@@ -377,6 +376,8 @@ def _hit_cards(hits: list[dict], kind: str, searched: gr.State, label_status: gr
             gr.Textbox(value=hit.citation.text, label="条文原文", interactive=False,
                        lines=min(12, max(2, len(hit.citation.text) // 60 + 1)),
                        max_lines=20, buttons=["copy"])
+            if add_label is None:
+                continue
             mark = gr.Button("此条答复了这个问题", size="sm", elem_classes=["label-answers"])
             mark.click(partial(lambda clause_id, q: add_label(q, clause_id), hit.citation.clause_id), [searched],
                        [label_status], api_name=False)
