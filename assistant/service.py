@@ -21,6 +21,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from .answering.compose import make_citation
+from .answering.fitted import Tuning
 from .answering.generative import (
     NOTICE_NO_LLM,
     GenerativeComposer,
@@ -30,7 +31,6 @@ from .answering.generative import (
 from .answering.pipeline import AnswerPipeline
 from .answering.reranker import load_reranker
 from .answering.retrieval import ClauseSearcher
-from .answering.tuning import Tuning
 from .config import Settings, get_settings
 from .errors import NotFoundError
 from .knowledge.embeddings import ArrayEmbeddings, load_embeddings
@@ -51,7 +51,7 @@ from .schema import (
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from .answering.generate import Generator
+    from .answering.llm import Generator
 
 
 class Assistant:
@@ -75,7 +75,7 @@ class Assistant:
         # in which case langchain's chain machinery is never imported (it costs a third of a second).
         self.generator: Generator | None = None
         if settings.llm_base_url:
-            from .answering.generate import Generator
+            from .answering.llm import Generator
 
             self.generator = Generator.from_settings(settings)
 

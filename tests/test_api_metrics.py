@@ -17,7 +17,7 @@ from live_server import LiveServer, running_app
 from llm_server import ScriptedLLMServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from assistant.answering.generate import Generator
+from assistant.answering.llm import Generator
 from assistant.config import Settings
 from assistant.schema import Answer, Confidence, Mode
 from assistant.serving.api import create_app

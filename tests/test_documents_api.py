@@ -134,7 +134,7 @@ def test_the_scope_model_is_recalibrated_after_a_change(admin_server: LiveServer
 
 
 def test_a_rewritten_tuning_file_is_a_new_index_to_the_server(index_settings: Settings, tmp_path: Path) -> None:
-    from assistant.answering.tuning import Tuning
+    from assistant.answering.fitted import Tuning
     from assistant.serving.deps import AssistantHolder
 
     shutil.copytree(index_settings.index_dir, tmp_path / "index")

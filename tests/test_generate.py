@@ -14,7 +14,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import BaseMessage
 
-from assistant.answering.generate import (
+from assistant.answering.llm import (
     NOTICE_HTTP,
     NOTICE_REMOVED,
     NOTICE_TIMEOUT,

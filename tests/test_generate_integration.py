@@ -15,20 +15,20 @@ from pathlib import Path
 import pytest
 from llm_server import INVENTED_TAIL, UNSUPPORTED, ScriptedLLMServer
 
-from assistant.answering.generate import (
-    NOTICE_HTTP,
-    NOTICE_TIMEOUT,
-    NOTICE_UNGROUNDED,
-    NOTICE_UNREACHABLE,
-    Generator,
-    Prompts,
-)
 from assistant.answering.generative import NOTICE_NO_LLM
 from assistant.answering.grounding import (
     is_supported,
     parse_markers,
     split_sentences,
     strip_markers,
+)
+from assistant.answering.llm import (
+    NOTICE_HTTP,
+    NOTICE_TIMEOUT,
+    NOTICE_UNGROUNDED,
+    NOTICE_UNREACHABLE,
+    Generator,
+    Prompts,
 )
 from assistant.config import Settings
 from assistant.errors import QuestionError

@@ -247,7 +247,7 @@ def test_an_earlier_text_uploaded_after_its_revision_is_kept_as_the_old_version(
 
 def test_after_a_change_the_scope_model_is_refitted_and_the_rest_carried_over(
         kb_settings: Settings, rebuild, assistant: Assistant, tmp_path: Path) -> None:
-    from assistant.answering.tuning import Tuning
+    from assistant.answering.fitted import Tuning
     from assistant.evaluation.tuning import refit_scope
 
     before = Tuning.load(kb_settings.index_dir)

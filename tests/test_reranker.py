@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from assistant.answering.fitted import Tuning
 from assistant.answering.ranking import RERANK_FEATURES, LinearRanker, Reranking
 from assistant.answering.reranker import CrossEncoderReranker, load_reranker
-from assistant.answering.tuning import Tuning
 from assistant.config import PROJECT_ROOT
 from assistant.errors import ModelError
 from assistant.evaluation.sets import dev_questions

@@ -29,7 +29,7 @@ from ..schema import (
 from .compose import AS_OF_NOTICE, LOW_CONFIDENCE_INTRO, LOW_CONFIDENCE_REFERRAL, version_notices
 
 if TYPE_CHECKING:
-    from .generate import Generation, Generator, Retrieved
+    from .llm import Generation, Generator, Retrieved
     from .pipeline import AnswerPipeline, Prepared
 
 NOTICE_NO_LLM = "未配置大模型服务（POLICY_QA_LLM_BASE_URL），已按条款摘录方式回答。"
@@ -61,7 +61,7 @@ class GenerativeComposer:
 
     def retrieve(self, standalone: str) -> Retrieved:
         """The chain's retrieval step: the pipeline once, then its hits numbered 1..k for the prompt."""
-        from .generate import Retrieved
+        from .llm import Retrieved
 
         condensed = bool(self.history) and standalone != self.question
         ask = self.ask_request.model_copy(update={"history": ()}) if condensed else self.ask_request
@@ -74,7 +74,7 @@ class GenerativeComposer:
 
     def answer(self, generation: Generation) -> Answer:
         """The Answer users get from a finished generation, whichever way it went."""
-        from .generate import NOTICE_FAILED
+        from .llm import NOTICE_FAILED
 
         if generation.retrieved is None:  # condensation failed before retrieval: the extractive answer
             fallback = self.pipeline.prepare(self.ask_request).answer

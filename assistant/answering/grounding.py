@@ -3,7 +3,7 @@
 Why one module: the answer path drops what the eval would count as unsupported, so both must use the
 very same measure. Everything here is pure Python (no jieba, no model), deterministic and cheap.
 
-Public API (stable; the extractive eval and generate.py call it):
+Public API (stable; the extractive eval and llm.py call it):
 
     split_sentences(text) -> list[str]              answer text -> sentences, trailing [n] kept attached
     parse_markers(text) -> list[int]                 [1] [1,2] [1-3] 【1】 ［1］ -> [1, 2, 3] in order

@@ -40,11 +40,11 @@ from .compose import (
     unnumbered_document_reply,
     version_notices,
 )
+from .fitted import Tuning
 from .kinds import CONSEQUENCE, DEFINITION, is_defining, is_liability
 from .retrieval import ClauseSearcher, Hit, Retrieval
 from .scope import ScopeDecision
 from .scope_rules import FOLLOW_UP, declining_rule
-from .tuning import Tuning
 
 RELATED_ON_DECLINE = 3
 ANSWER_CLAUSES = 3  # clauses whose sentences compete for the answer

@@ -9,7 +9,7 @@ Three rankings of clauses, each a field of its own:
 - dense (e5) over the same units, a clause scoring as its best unit;
 - BM25 over each clause's headings: document title, 章/节 and the plan's part and section titles. A
   chapter called 注销登记 says what all its articles are about, in words the articles rarely repeat.
-Their weights in the fusion are chosen by cross-validation (answering/tuning.py). An exact reference
+Their weights in the fusion are chosen by cross-validation (answering/fitted.py). An exact reference
 ("登记条例第33条") bypasses scoring and returns that clause first; a document named in the question
 ("破产法里管理人…") gives that document's clauses a bonus.
 """
@@ -30,12 +30,12 @@ from ..knowledge.store import ClauseIndex
 from ..knowledge.units import quotable_spans, text_key, unit_pieces
 from ..schema import DocStatus
 from ..text import content_words, expand_colloquial, tokenize
+from .fitted import FusionParams
 from .kinds import CONSEQUENCE, DEFINITION, is_defining, is_liability
 from .ranking import FEATURES, LinearRanker, Reranking, candidate_features
 from .references import DocumentNames, Reference, parse_reference
 from .reranker import Reranker
 from .terms import WordStats
-from .tuning import FusionParams
 
 Method = Literal["hybrid", "bm25", "dense"]
 NAMED_DOC_BONUS = 0.5  # in units of a first rank: a document named in the question is favoured

@@ -31,9 +31,9 @@ from typing import NamedTuple
 import numpy as np
 
 from ..answering.compose import ASKS_FOR_NUMBER, SpanWeights, select_spans
+from ..answering.fitted import FusionParams, Tuning
 from ..answering.ranking import RERANK_FEATURES, LinearRanker, Reranking, fit_ranker
 from ..answering.scope import Calibration, DomainModel
-from ..answering.tuning import FusionParams, Tuning
 from ..knowledge.query_tower import load_query_tower
 from ..schema import Ask
 from . import calibration

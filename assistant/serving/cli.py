@@ -69,7 +69,7 @@ def build(
 
 
 def _print_cross_validation(index_dir: Path) -> None:
-    from ..answering.tuning import Tuning
+    from ..answering.fitted import Tuning
     from ..evaluation.floors import ranking_report
 
     tuning = Tuning.load_if_present(index_dir)
@@ -93,7 +93,7 @@ def _print_cross_validation(index_dir: Path) -> None:
 
 def fit_tuning(settings, embeddings, progress: bool):  # noqa: ANN001, ANN201 - heavy imports stay lazy
     """Load the index in `settings.index_dir` with default constants and cross-validate new ones."""
-    from ..answering.tuning import Tuning
+    from ..answering.fitted import Tuning
     from ..evaluation.tuning import fingerprint, learned_models, tune
     from ..knowledge.store import load_index
     from ..service import Assistant

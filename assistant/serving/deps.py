@@ -15,7 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ..answering.tuning import TUNING_FILE
+from ..answering.fitted import TUNING_FILE
 from ..config import Settings
 from ..errors import IndexError_, PolicyQAError, QuestionError
 from ..knowledge.store import load_index

@@ -30,7 +30,7 @@ from typing import Any  # noqa: E402
 import gradio as gr  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
-from ..answering.generate import llm_configured  # noqa: E402
+from ..answering.llm import llm_configured  # noqa: E402
 from ..answering.references import parse_reference  # noqa: E402
 from ..config import Settings, get_settings  # noqa: E402
 from ..errors import IndexError_, PolicyQAError, QuestionError  # noqa: E402
