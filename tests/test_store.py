@@ -51,8 +51,12 @@ def test_a_build_writes_every_component_and_no_pickle(small: Settings, embedding
 
 def test_an_unchanged_corpus_reembeds_nothing_and_an_edit_reembeds_only_itself(small: Settings, embeddings) -> None:
     first = build_index(small, embeddings, progress=False)
+    assert sum(first.embedded_for.values()) == first.embedded_units  # every embedded text has its reason
+    assert first.embedded_for["units"] == first.units and 0 < first.embedded_for["spans"] <= first.spans
+    assert set(first.phases) == {"parse", "embed", "index"} and first.phases["embed"] > 0
     again = build_index(small, embeddings, progress=False)
     assert again.embedded_units == 0 and again.reused_units == first.units + first.spans
+    assert again.embedded_for == {"units": 0, "spans": 0}
 
     path = small.corpus_dir / SMALL_DOCS[0]
     path.write_text(path.read_text("utf-8").replace("公告期限不少于60日", "公告期限不少于90日"), "utf-8")

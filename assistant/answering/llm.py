@@ -28,7 +28,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from ..config import PROJECT_ROOT, Settings
+from ..config import Settings, data_dir
 from ..errors import ExtraMissingError, PromptError
 from ..schema import Citation, Turn
 from .grounding import (
@@ -46,7 +46,7 @@ from .grounding import (
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-PROMPTS_DIR = PROJECT_ROOT / "prompts"
+PROMPTS_DIR = data_dir("prompts")
 PROMPT_PLACEHOLDERS: dict[str, frozenset[str]] = {
     "system": frozenset(),
     "answer": frozenset({"context", "question"}),

@@ -37,10 +37,10 @@ from ..answering.grounding import (
     check_sentence,
     citation_texts,
 )
-from ..config import PROJECT_ROOT
+from ..config import data_dir
 
-CASES = PROJECT_ROOT / "eval" / "grounding_cases.jsonl"
-RESULTS = PROJECT_ROOT / "eval" / "results"
+CASES = data_dir("eval") / "grounding_cases.jsonl"
+RESULTS = Path("eval") / "results"  # beside where it runs, as `policy-qa eval --out` writes
 Split = Literal["dev", "test", "all"]
 LABELS = ("faithful", "wrong_number", "wrong_actor", "negation", "overgeneralization", "unsupported_addition")
 TARGETS: dict[str, float] = {

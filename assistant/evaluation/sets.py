@@ -10,9 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from ..config import PROJECT_ROOT
+from ..config import data_dir
 
-EVAL_DIR = PROJECT_ROOT / "eval"
+EVAL_DIR = data_dir("eval")
 SETS: dict[str, str] = {"real": "real_questions.jsonl", "written": "questions.jsonl", "rewrites": "rewrites.jsonl"}
 SetName = Literal["real", "written", "rewrites"]
 Split = Literal["dev", "test", "all"]

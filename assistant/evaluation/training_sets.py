@@ -19,10 +19,10 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from ..config import PROJECT_ROOT
+from ..config import data_dir
 from .sets import EVAL_DIR, SETS, load_questions
 
-TRAINING_DIR = PROJECT_ROOT / "training"
+TRAINING_DIR = data_dir("training")
 MINED_PAIRS = TRAINING_DIR / "mined_pairs.jsonl"
 OFF_DOMAIN = TRAINING_DIR / "offdomain_questions.jsonl"
 _NOT_TEXT = re.compile(r"[^\w]|_")

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from tqdm import tqdm
 
 from ..config import Settings
@@ -63,6 +63,16 @@ class IndexManifest(BaseModel):
     reused_units: int
     built_at: str
     build_seconds: float
+    # Where the time went, and which new texts were embedded for what (see BUILD_PHASES, EMBEDDED_FOR).
+    phases: dict[str, float] = Field(default_factory=dict)
+    embedded_for: dict[str, int] = Field(default_factory=dict)
+
+
+BUILD_PHASES = {"parse": "解析语料", "embed": "嵌入", "index": "写入 FAISS 与 BM25", "tune": "交叉验证调参"}
+EMBEDDED_FOR = {
+    "units": "检索单元（稠密检索逐条比对问题：短条文整条，长条文按款，行动方案按句）",
+    "spans": "可引用句（答案挑选与问题最相近的原句，排序模型读取条文中最相近的一句）",
+}
 
 
 @dataclass
@@ -109,6 +119,7 @@ def build_index(settings: Settings, embeddings: ArrayEmbeddings, progress: bool 
     import faiss
 
     started = time.perf_counter()
+    phases: dict[str, float] = {}
     files = corpus_files(settings.corpus_dir)
     documents = [parse_document(read_source(path)) for path in files]
     metas = with_replacement_dates([d.meta for d in documents])
@@ -120,7 +131,12 @@ def build_index(settings: Settings, embeddings: ArrayEmbeddings, progress: bool 
     vocabulary = policy_vocabulary(metas, clauses)
     load_user_words(vocabulary)
     texts = {u.key: u.text for u in units} | {text_key(t): t for t in span_texts}
+    phases["parse"] = round(time.perf_counter() - started, 2)
+    previous = set(_previous_vectors(settings.index_dir, embeddings.model_id))
     cached, reused = _embed_with_cache(texts, embeddings, settings, progress)
+    embedded_for = {"units": len({u.key for u in units} - previous),
+                    "spans": len({text_key(t) for t in span_texts} - previous - {u.key for u in units})}
+    phases["embed"] = round(time.perf_counter() - started - phases["parse"], 2)
     vectors = np.stack([cached[u.key] for u in units]).astype(np.float32)
     span_keys = [text_key(t) for t in span_texts]
     span_index = faiss.IndexFlatIP(vectors.shape[1])
@@ -145,6 +161,7 @@ def build_index(settings: Settings, embeddings: ArrayEmbeddings, progress: bool 
         reused_units=reused,
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         build_seconds=0.0,
+        embedded_for=embedded_for,
     )
     target = settings.index_dir
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -164,10 +181,14 @@ def build_index(settings: Settings, embeddings: ArrayEmbeddings, progress: bool 
         bm25.save(str(staging / "bm25"), allow_pickle=False)
         (staging / "user_dict.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
         manifest.build_seconds = round(time.perf_counter() - started, 2)
+        phases["index"] = round(manifest.build_seconds - phases["parse"] - phases["embed"], 2)
+        manifest.phases = dict(phases)
         _write_json(staging / "manifest.json", manifest.model_dump())
         if finalize is not None:
             finalize(staging)
+            phases["tune"] = round(time.perf_counter() - started - manifest.build_seconds, 2)
         manifest.build_seconds = round(time.perf_counter() - started, 2)
+        manifest.phases = phases
         _write_json(staging / "manifest.json", manifest.model_dump())
         _swap_in(staging, target)
     except BaseException:

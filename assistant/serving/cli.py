@@ -65,7 +65,17 @@ def build(
         f"{manifest.units} 个检索单元、{manifest.spans} 个可引用句（新嵌入 {manifest.embedded_units}，"
         f"复用 {manifest.reused_units}），用时 {manifest.build_seconds} 秒。"
     )
+    typer.echo(build_phases(manifest))
     _print_cross_validation(settings.index_dir)
+
+
+def build_phases(manifest) -> str:  # noqa: ANN001 - an IndexManifest
+    """Where a build's time went, and what each newly embedded text is for."""
+    from ..knowledge.store import BUILD_PHASES, EMBEDDED_FOR
+
+    phases = "；".join(f"{BUILD_PHASES[k]} {v:.1f} 秒" for k, v in manifest.phases.items() if k in BUILD_PHASES)
+    embedded = "；".join(f"{EMBEDDED_FOR[k]} {n} 条" for k, n in manifest.embedded_for.items() if n)
+    return f"各阶段：{phases}。" + (f"新嵌入：{embedded}。" if embedded else "没有需要新嵌入的文本。")
 
 
 def _print_cross_validation(index_dir: Path) -> None:
