@@ -146,7 +146,7 @@ def reply_text(answer: Answer) -> str:
     lines += [_notice_text(n) for n in answer.notices]
     if answer.citations:
         lines.append("")
-        lines.append("依据：" if answer.confidence is not Confidence.low else "参考条文（非直接规定，仅供参考）：")
+        lines.append("依据：" if answer.confidence is not Confidence.low else "参考条文（匹配不确定，请核对后再答复）：")
         for c in answer.citations:
             extra = [f"文号：{c.doc_number}"] if c.doc_number else []
             if c.status is not DocStatus.in_force:
